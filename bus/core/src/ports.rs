@@ -1,0 +1,472 @@
+//! Ports: the traits the router is written against. The broker crate (RabbitMQ), the
+//! store crate (SQL) and the sink crates implement them; tests may use in-memory fakes.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::CloudEvent;
+use crate::subscription::Subscription;
+
+/// Whether a port failure is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortErrorKind {
+    /// The backing service is unreachable or overloaded; try again later.
+    Unavailable,
+    /// The backing service refused this request (it will refuse it again).
+    Rejected,
+}
+
+/// A failure of a port (broker, store).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PortError {
+    /// Retry or not.
+    pub kind: PortErrorKind,
+    /// What happened and what to do, without secrets.
+    pub message: String,
+}
+
+impl PortError {
+    /// The backing service is unreachable.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        PortError {
+            kind: PortErrorKind::Unavailable,
+            message: message.into(),
+        }
+    }
+
+    /// The backing service refused the request.
+    pub fn rejected(message: impl Into<String>) -> Self {
+        PortError {
+            kind: PortErrorKind::Rejected,
+            message: message.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Broker
+// ---------------------------------------------------------------------------------------
+
+/// Where a message is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// The bus's events exchange (`civicbus.events`) with this routing key
+    /// (`<tenant>.<type>`).
+    Events {
+        /// Routing key.
+        routing_key: String,
+    },
+    /// A subscription's delivery queue, by subscription key (`<tenant>.<id>`).
+    Subscription {
+        /// Subscription key.
+        key: String,
+    },
+    /// Any exchange (AMQP sinks).
+    Exchange {
+        /// Exchange name.
+        exchange: String,
+        /// Routing key.
+        routing_key: String,
+    },
+}
+
+/// A message to publish: always persistent, always confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundMessage {
+    /// Body bytes.
+    pub body: Bytes,
+    /// `content_type` property.
+    pub content_type: String,
+    /// Headers (string values).
+    pub headers: Vec<(String, String)>,
+    /// `message_id` property.
+    pub message_id: Option<String>,
+}
+
+/// Publishes persistent messages and waits for the broker's confirms.
+#[async_trait]
+pub trait Publisher: Send + Sync + 'static {
+    /// Publish every message and return only when the broker confirmed all of them.
+    /// An error means some may not have been stored: the caller must not acknowledge
+    /// anything that depends on them.
+    async fn publish_confirmed(
+        &self,
+        messages: Vec<(Destination, OutboundMessage)>,
+    ) -> Result<(), PortError>;
+}
+
+/// Settles one received message.
+#[async_trait]
+pub trait Acker: Send + Sync {
+    /// Acknowledge: the message is done and the broker may forget it.
+    async fn ack(&self) -> Result<(), PortError>;
+    /// Reject: with `requeue` the broker delivers it again.
+    async fn nack(&self, requeue: bool) -> Result<(), PortError>;
+}
+
+/// A message received from the broker.
+pub struct InboundMessage {
+    /// Body bytes.
+    pub body: Bytes,
+    /// `content_type` property.
+    pub content_type: Option<String>,
+    /// Headers, values converted to strings (timestamps as RFC 3339).
+    pub headers: Vec<(String, String)>,
+    /// `user_id` property: RabbitMQ checks it equals the publishing user.
+    pub user_id: Option<String>,
+    /// `message_id` property.
+    pub message_id: Option<String>,
+    /// Whether the broker delivered this message before.
+    pub redelivered: bool,
+    /// How many times it was delivered before (quorum queues' `x-delivery-count`).
+    pub delivery_count: u32,
+    /// Settles the message.
+    pub acker: Box<dyn Acker>,
+}
+
+impl InboundMessage {
+    /// The first header with this name (exact match).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl std::fmt::Debug for InboundMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundMessage")
+            .field("len", &self.body.len())
+            .field("content_type", &self.content_type)
+            .field("user_id", &self.user_id)
+            .field("redelivered", &self.redelivered)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Store
+// ---------------------------------------------------------------------------------------
+
+/// An accepted event as the archive keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchivedEvent {
+    /// The event, tenant stamped.
+    pub event: CloudEvent,
+    /// Owning tenant (the same as the event's `tenant` extension).
+    pub tenant: String,
+    /// When the bus accepted it.
+    pub received_at: DateTime<Utc>,
+    /// Who submitted it (credential or AMQP user name).
+    pub actor: String,
+}
+
+/// An input the bus could not accept, kept with the reason so nothing is lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    /// Record id (UUID).
+    pub id: String,
+    /// Tenant, when the credential identified one.
+    pub tenant: Option<String>,
+    /// How it arrived: `amqp` or `http`.
+    pub transport: String,
+    /// Machine-readable reason (e.g. `missing-attribute`, `unknown-amqp-user`).
+    pub reason_kind: String,
+    /// The field at fault, if any.
+    pub field: String,
+    /// What was wrong and how to fix it.
+    pub reason: String,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// The raw headers and properties.
+    pub headers: Vec<(String, String)>,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptStatus {
+    /// The subscriber accepted the event.
+    Delivered,
+    /// A failure worth retrying (timeout, connection error, 5xx, 429).
+    Retryable,
+    /// A failure retrying cannot fix (4xx other than 408/409/429).
+    Terminal,
+    /// The subscriber said the endpoint is gone (410).
+    Gone,
+    /// Skipped: the same idempotency key was already delivered.
+    Duplicate,
+}
+
+impl AttemptStatus {
+    /// The stable string stored and shown to operators.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Delivered => "delivered",
+            AttemptStatus::Retryable => "retryable",
+            AttemptStatus::Terminal => "terminal",
+            AttemptStatus::Gone => "gone",
+            AttemptStatus::Duplicate => "duplicate",
+        }
+    }
+
+    /// Parse the stored string.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "delivered" => AttemptStatus::Delivered,
+            "retryable" => AttemptStatus::Retryable,
+            "terminal" => AttemptStatus::Terminal,
+            "gone" => AttemptStatus::Gone,
+            "duplicate" => AttemptStatus::Duplicate,
+            _ => return None,
+        })
+    }
+}
+
+/// One delivery attempt of one event to one subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    /// Idempotency key (`webhook-id`).
+    pub idempotency_key: String,
+    /// Tenant of the subscription.
+    pub tenant: String,
+    /// Subscription key.
+    pub subscription: String,
+    /// Tenant owning the event.
+    pub event_tenant: String,
+    /// Event source.
+    pub event_source: String,
+    /// Event id.
+    pub event_id: String,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Outcome.
+    pub status: AttemptStatus,
+    /// HTTP status, when there was a response.
+    pub response_code: Option<u16>,
+    /// Why it failed, when it did (no secrets).
+    pub error: Option<String>,
+    /// How long the attempt took.
+    pub duration: Duration,
+    /// When it started.
+    pub at: DateTime<Utc>,
+}
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditAction {
+    /// An event was accepted and archived.
+    Received,
+    /// An input was quarantined.
+    Quarantined,
+    /// An event was matched to subscriptions.
+    Routed,
+    /// A delivery succeeded.
+    Delivered,
+    /// A delivery attempt failed.
+    DeliveryFailed,
+}
+
+impl AuditAction {
+    /// The stable string stored in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Received => "received",
+            AuditAction::Quarantined => "quarantined",
+            AuditAction::Routed => "routed",
+            AuditAction::Delivered => "delivered",
+            AuditAction::DeliveryFailed => "delivery-failed",
+        }
+    }
+}
+
+/// One entry of the append-only audit log, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Position in the log, from 1, without gaps.
+    pub seq: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Tenant concerned.
+    pub tenant: Option<String>,
+    /// Who (credential, AMQP user, `civicbus` for the bus itself).
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// What it concerns, e.g. `event:/dysart/permitting#P-1` or `quarantine:<uuid>`.
+    pub target: String,
+    /// Details as JSON (never secrets or payloads).
+    pub detail: String,
+    /// Hash of the previous entry (hex), empty for the first.
+    pub prev_hash: String,
+    /// SHA-256 over this entry and `prev_hash` (hex).
+    pub hash: String,
+}
+
+/// A search over the archive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only this tenant's events.
+    pub tenant: Option<String>,
+    /// Type starts with this.
+    pub type_prefix: Option<String>,
+    /// Exact subject.
+    pub subject: Option<String>,
+    /// Exact source.
+    pub source: Option<String>,
+    /// Received at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Received before.
+    pub until: Option<DateTime<Utc>>,
+    /// Most rows returned.
+    pub limit: u32,
+}
+
+/// The system of record for the archive, quarantine, delivery attempts and audit.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Archive an accepted event and audit `received` and `routed` (to `routed_to`
+    /// subscription keys) in one transaction. Returns `false` if the archive already held
+    /// this (tenant, source, id): the event is not stored twice.
+    async fn archive(&self, event: &ArchivedEvent, routed_to: &[String])
+    -> Result<bool, PortError>;
+
+    /// Keep a rejected input with its reason, and audit it.
+    async fn quarantine(&self, record: &QuarantineRecord) -> Result<(), PortError>;
+
+    /// Record a delivery attempt, and audit it.
+    async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<(), PortError>;
+
+    /// Whether a delivery with this idempotency key already succeeded.
+    async fn is_delivered(&self, idempotency_key: &str) -> Result<bool, PortError>;
+
+    /// One archived event.
+    async fn get_event(
+        &self,
+        tenant: &str,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<ArchivedEvent>, PortError>;
+
+    /// Archived events matching `query`, newest first.
+    async fn search_events(&self, query: &EventQuery) -> Result<Vec<ArchivedEvent>, PortError>;
+
+    /// Number of archived events (of one tenant, or all).
+    async fn count_events(&self, tenant: Option<&str>) -> Result<u64, PortError>;
+
+    /// Delivery attempts of one event, oldest first.
+    async fn attempts_for_event(
+        &self,
+        tenant: &str,
+        source: &str,
+        id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, PortError>;
+
+    /// Quarantined inputs, newest first.
+    async fn list_quarantine(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<QuarantineRecord>, PortError>;
+
+    /// Audit entries with `seq > after`, oldest first, at most `limit`.
+    async fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sinks
+// ---------------------------------------------------------------------------------------
+
+/// One delivery to perform.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryRequest<'a> {
+    /// The event to deliver.
+    pub event: &'a CloudEvent,
+    /// The subscription it goes to.
+    pub subscription: &'a Subscription,
+    /// Stable idempotency key (`webhook-id`).
+    pub idempotency_key: &'a str,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// W3C trace context to forward, if any.
+    pub traceparent: Option<&'a str>,
+}
+
+/// How a sink classifies the result of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkOutcome {
+    /// Accepted by the subscriber.
+    Delivered {
+        /// Response status, for HTTP.
+        status: Option<u16>,
+    },
+    /// Failed; worth retrying.
+    Retryable {
+        /// Response status, if any.
+        status: Option<u16>,
+        /// What went wrong.
+        reason: String,
+        /// The subscriber's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Failed; retrying will not help.
+    Terminal {
+        /// Response status, if any.
+        status: Option<u16>,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The subscriber says the endpoint no longer exists (HTTP 410).
+    Gone {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl SinkOutcome {
+    /// The attempt status this outcome is recorded as.
+    pub fn status(&self) -> AttemptStatus {
+        match self {
+            SinkOutcome::Delivered { .. } => AttemptStatus::Delivered,
+            SinkOutcome::Retryable { .. } => AttemptStatus::Retryable,
+            SinkOutcome::Terminal { .. } => AttemptStatus::Terminal,
+            SinkOutcome::Gone { .. } => AttemptStatus::Gone,
+        }
+    }
+
+    /// The HTTP status, if there was a response.
+    pub fn response_code(&self) -> Option<u16> {
+        match self {
+            SinkOutcome::Delivered { status }
+            | SinkOutcome::Retryable { status, .. }
+            | SinkOutcome::Terminal { status, .. } => *status,
+            SinkOutcome::Gone { .. } => Some(410),
+        }
+    }
+
+    /// The failure reason, if it failed.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            SinkOutcome::Delivered { .. } => None,
+            SinkOutcome::Retryable { reason, .. }
+            | SinkOutcome::Terminal { reason, .. }
+            | SinkOutcome::Gone { reason } => Some(reason),
+        }
+    }
+}
+
+/// Delivers events to one kind of destination.
+#[async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// Deliver one event; never panics, always classifies the result.
+    async fn deliver(&self, request: DeliveryRequest<'_>) -> SinkOutcome;
+}

@@ -1,0 +1,125 @@
+//! Subscriptions, their sinks, and the routing table that matches events to them.
+
+use std::time::Duration;
+
+use crate::envelope::CloudEvent;
+use crate::filter::{Filter, matches_all};
+use crate::tenant::SharingRule;
+
+/// How a webhook carries the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpMode {
+    /// CloudEvents HTTP binary mode: attributes as `ce-*` headers, body = data.
+    #[default]
+    Binary,
+    /// CloudEvents HTTP structured mode: `application/cloudevents+json` body.
+    Structured,
+}
+
+/// Where a webhook subscription sends its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSpec {
+    /// Endpoint URL.
+    pub url: String,
+    /// Signing secrets (`whsec_…`); every one signs, so a subscriber can rotate.
+    pub secrets: Vec<String>,
+    /// Binding mode.
+    pub mode: HttpMode,
+    /// Time allowed for the whole request.
+    pub timeout: Duration,
+}
+
+/// Where an AMQP subscription publishes its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpSinkSpec {
+    /// Target exchange (must exist; `""` is the default exchange).
+    pub exchange: String,
+    /// Routing key; `None` uses the event type.
+    pub routing_key: Option<String>,
+}
+
+/// A subscription's sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSpec {
+    /// Deliver over HTTP with Standard Webhooks signatures.
+    Webhook(WebhookSpec),
+    /// Publish to a RabbitMQ exchange with confirms.
+    Amqp(AmqpSinkSpec),
+}
+
+impl SinkSpec {
+    /// A short name of the sink kind, for logs and tables.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkSpec::Webhook(_) => "webhook",
+            SinkSpec::Amqp(_) => "amqp",
+        }
+    }
+}
+
+/// A tenant's subscription: which events, delivered where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Name, unique within the tenant.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// Filters that must all match (empty = every visible event).
+    pub filters: Vec<Filter>,
+    /// Where events go.
+    pub sink: SinkSpec,
+    /// Most deliveries in flight at once for this subscription.
+    pub concurrency: u16,
+}
+
+impl Subscription {
+    /// The subscription's key, unique across tenants: `<tenant>.<id>`.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.tenant, self.id)
+    }
+}
+
+/// The routing table: subscriptions plus sharing rules.
+#[derive(Debug, Clone, Default)]
+pub struct RoutingTable {
+    subscriptions: Vec<Subscription>,
+    shares: Vec<SharingRule>,
+}
+
+impl RoutingTable {
+    /// A table over these subscriptions and sharing rules.
+    pub fn new(subscriptions: Vec<Subscription>, shares: Vec<SharingRule>) -> Self {
+        RoutingTable {
+            subscriptions,
+            shares,
+        }
+    }
+
+    /// Every subscription.
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.subscriptions
+    }
+
+    /// A subscription by key (`<tenant>.<id>`).
+    pub fn get(&self, key: &str) -> Option<&Subscription> {
+        self.subscriptions.iter().find(|s| s.key() == key)
+    }
+
+    /// Whether `viewer` may see an event of tenant `owner` with type `ty`.
+    pub fn visible(&self, owner: &str, ty: &str, viewer: &str) -> bool {
+        owner == viewer || self.shares.iter().any(|r| r.allows(owner, ty, viewer))
+    }
+
+    /// The subscriptions an event goes to: visible to the subscription's tenant and
+    /// passing its filters. An event without a tenant goes nowhere.
+    pub fn route(&self, event: &CloudEvent) -> Vec<&Subscription> {
+        let Some(owner) = event.tenant() else {
+            return Vec::new();
+        };
+        self.subscriptions
+            .iter()
+            .filter(|s| self.visible(owner, &event.ty, &s.tenant))
+            .filter(|s| matches_all(&s.filters, event))
+            .collect()
+    }
+}
