@@ -101,11 +101,16 @@ pub fn check_json_depth(body: &[u8], max: usize, field: &str) -> Result<(), Enve
 fn parse_json(body: &[u8], limits: &ParseLimits, field: &str) -> Result<Value, EnvelopeError> {
     check_json_depth(body, limits.max_json_depth, field)?;
     serde_json::from_slice(body).map_err(|e| {
+        // serde_json's message ends with " at line L column C"; say the position once.
+        let full = e.to_string();
+        let what = full
+            .rsplit_once(" at line ")
+            .map_or(full.as_str(), |(what, _)| what);
         EnvelopeError::new(
             K::MalformedJson,
             field,
             format!(
-                "not valid JSON ({e}); fix the syntax at line {}, column {}",
+                "not valid JSON: {what} at line {}, column {}; fix the syntax there",
                 e.line(),
                 e.column()
             ),
@@ -165,7 +170,7 @@ pub fn parse_batch(body: &[u8], limits: &ParseLimits) -> Result<Vec<CloudEvent>,
                 K::MalformedJson,
                 format!("[{i}]"),
                 format!(
-                    "each batch entry must be a JSON object, got {}",
+                    "each batch entry must be a JSON object, got {}; send every event of the batch as a structured CloudEvent object",
                     json_kind(&other)
                 ),
             )),
@@ -187,7 +192,9 @@ pub fn parse_binary<'a, I>(
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
-    let mut attrs: BTreeMap<String, (String, String)> = BTreeMap::new();
+    // attribute -> value, and attribute -> the header it came from (for error fields).
+    let mut attrs: BTreeMap<String, String> = BTreeMap::new();
+    let mut sent_as: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
         let Some(attr) = prefixes.attribute_name(name) else {
             continue;
@@ -197,30 +204,41 @@ where
                 EnvelopeError::new(
                     K::InvalidAttribute,
                     name,
-                    "header value is not valid percent-encoded UTF-8",
+                    "header value is not valid percent-encoded UTF-8; encode the value as UTF-8 and percent-encode each byte outside printable ASCII (e.g. é as %C3%A9)",
                 )
             })?,
             HeaderPrefixes::Amqp => value.to_string(),
         };
-        if let Some((first, _)) = attrs.get(&attr) {
+        if let Some(first) = sent_as.get(&attr) {
             return Err(EnvelopeError::new(
                 K::InvalidAttribute,
                 name,
                 format!("attribute `{attr}` is given twice (also as header {first}); send it once"),
             ));
         }
-        attrs.insert(attr, (name.to_string(), value));
+        sent_as.insert(attr.clone(), name.to_string());
+        attrs.insert(attr, value);
     }
-    let header_of = |attr: &str, attrs: &BTreeMap<String, (String, String)>| {
-        attrs
+    // Whether `datacontenttype` comes from the message's own content type (which wins over
+    // a `datacontenttype` header).
+    let ct_from_message = content_type.filter(|s| !s.is_empty());
+    // The header (or property) an attribute came from, or the one that should carry it.
+    let header_of = |attr: &str| -> String {
+        if attr == "datacontenttype" && ct_from_message.is_some() {
+            return match prefixes {
+                HeaderPrefixes::Http => "content-type".to_string(),
+                HeaderPrefixes::Amqp => "content_type".to_string(),
+            };
+        }
+        sent_as
             .get(attr)
-            .map(|(h, _)| h.clone())
+            .cloned()
             .unwrap_or_else(|| match prefixes {
                 HeaderPrefixes::Http => format!("ce-{attr}"),
                 HeaderPrefixes::Amqp => format!("cloudEvents_{attr}"),
             })
     };
-    let mut take = |attr: &str| attrs.remove(attr).map(|(_, v)| v);
+    let mut take = |attr: &str| attrs.remove(attr);
     let specversion = take("specversion");
     let id = take("id");
     let source = take("source");
@@ -228,36 +246,33 @@ where
     let subject = take("subject");
     let time = take("time");
     let dataschema = take("dataschema");
-    // A `datacontenttype` header wins only when there is no content type of the message.
     let header_ct = take("datacontenttype");
 
     let require = |v: Option<String>, attr: &str| {
         v.ok_or_else(|| {
+            let header = header_of(attr);
             EnvelopeError::new(
                 K::MissingAttribute,
-                header_of(attr, &attrs),
-                format!("required attribute `{attr}` is missing; add the header"),
+                header.clone(),
+                format!("required attribute `{attr}` is missing; add the header {header}"),
             )
         })
     };
     let specversion = require(specversion, "specversion")?;
-    check_specversion(&specversion, &header_of("specversion", &attrs))?;
+    check_specversion(&specversion, &header_of("specversion"))?;
     let id = require(id, "id")?;
     let source = require(source, "source")?;
     let ty = require(ty, "type")?;
 
-    let datacontenttype = content_type
-        .map(str::to_string)
-        .filter(|s| !s.is_empty())
-        .or(header_ct);
+    let datacontenttype = ct_from_message.map(str::to_string).or(header_ct);
     let data = if body.is_empty() {
         None
     } else {
         Some(data_from_bytes(body, datacontenttype.as_deref(), limits)?)
     };
     let mut extensions = BTreeMap::new();
-    for (attr, (header, value)) in attrs {
-        check_extension_name(&attr, &header)?;
+    for (attr, value) in attrs {
+        check_extension_name(&attr, &header_of(&attr))?;
         extensions.insert(attr, ExtensionValue::String(value));
     }
     let ev = CloudEvent {
@@ -272,8 +287,8 @@ where
         data,
     };
     validate_event(&ev).map_err(|mut e| {
-        if !e.field.is_empty() {
-            e.field = header_of(&e.field, &BTreeMap::new());
+        if !e.field.is_empty() && e.field != "data" {
+            e.field = header_of(&e.field);
         }
         e
     })?;
@@ -287,14 +302,27 @@ pub fn data_from_bytes(
     limits: &ParseLimits,
 ) -> Result<Data, EnvelopeError> {
     match content_type {
-        None => Ok(Data::Json(parse_json(body, limits, "data")?)),
+        // CloudEvents reads data without a content type as JSON; say so when it is not.
+        None => parse_json(body, limits, "data").map(Data::Json).map_err(|mut e| {
+            if e.kind == K::MalformedJson {
+                e.message = format!(
+                    "the body has no content type, so it is read as JSON, but it is {}; declare its content type (e.g. text/plain) or send valid JSON",
+                    e.message
+                        .split_once("; ")
+                        .map_or(e.message.as_str(), |(what, _)| what)
+                );
+            }
+            e
+        }),
         Some(ct) if is_json_media_type(ct) => Ok(Data::Json(parse_json(body, limits, "data")?)),
         Some(ct) if is_text_media_type(ct) => match std::str::from_utf8(body) {
             Ok(s) => Ok(Data::Text(s.to_string())),
             Err(_) => Err(EnvelopeError::new(
                 K::InvalidAttribute,
                 "data",
-                format!("content type {ct} is textual but the body is not valid UTF-8"),
+                format!(
+                    "content type {ct} is textual but the body is not valid UTF-8; send UTF-8 text, or declare a binary content type such as application/octet-stream"
+                ),
             )),
         },
         Some(_) => Ok(Data::Binary(Bytes::copy_from_slice(body))),
@@ -340,7 +368,10 @@ fn string_attr(
         Some(other) => Err(EnvelopeError::new(
             K::InvalidAttribute,
             name,
-            format!("`{name}` must be a string, got {}", json_kind(&other)),
+            format!(
+                "`{name}` must be a string, got {}; send it as a JSON string",
+                json_kind(&other)
+            ),
         )),
     }
 }
@@ -362,7 +393,7 @@ fn event_from_object(mut map: Map<String, Value>) -> Result<CloudEvent, Envelope
             return Err(EnvelopeError::new(
                 K::InvalidAttribute,
                 "data_base64",
-                "an event carries either `data` or `data_base64`, not both",
+                "an event carries either `data` or `data_base64`, not both; remove one of them",
             ));
         }
         (_, Some(Value::String(b64))) => {
@@ -382,7 +413,7 @@ fn event_from_object(mut map: Map<String, Value>) -> Result<CloudEvent, Envelope
                 K::InvalidAttribute,
                 "data_base64",
                 format!(
-                    "`data_base64` must be a base64 string, got {}",
+                    "`data_base64` must be a base64 string, got {}; encode binary data with standard base64 and send it as a JSON string",
                     json_kind(&other)
                 ),
             ));
@@ -409,8 +440,10 @@ fn event_from_object(mut map: Map<String, Value>) -> Result<CloudEvent, Envelope
                 None => {
                     return Err(EnvelopeError::new(
                         K::InvalidAttribute,
-                        name,
-                        "extension integers must be whole numbers within the 32-bit range; send other numbers as strings",
+                        name.clone(),
+                        format!(
+                            "extension attribute `{name}` is {n}, but extension integers must be whole numbers within the 32-bit signed range; send other numbers as strings"
+                        ),
                     ));
                 }
             },
@@ -452,15 +485,26 @@ fn check_extension_name(name: &str, field: &str) -> Result<(), EnvelopeError> {
             K::InvalidAttribute,
             field,
             format!(
-                "`{name}` is not a valid CloudEvents attribute name: use only lower-case letters a-z and digits 0-9"
+                "`{name}` is not a valid CloudEvents attribute name; use only lower-case letters a-z and digits 0-9"
             ),
         ));
     }
-    if CORE_ATTRIBUTES.contains(&name) || name == "data" || name == "data_base64" {
+    if name == "data" || name == "data_base64" {
         return Err(EnvelopeError::new(
             K::InvalidAttribute,
             field,
-            format!("`{name}` is a reserved attribute name"),
+            format!(
+                "`{name}` is reserved for the payload and cannot be an extension; send the payload as the body (binary mode) or in `data` (structured mode)"
+            ),
+        ));
+    }
+    if CORE_ATTRIBUTES.contains(&name) {
+        return Err(EnvelopeError::new(
+            K::InvalidAttribute,
+            field,
+            format!(
+                "`{name}` is a CloudEvents context attribute and cannot also be an extension; set the attribute itself"
+            ),
         ));
     }
     Ok(())
@@ -483,7 +527,9 @@ pub fn validate_event(ev: &CloudEvent) -> Result<(), EnvelopeError> {
             Err(EnvelopeError::new(
                 K::InvalidAttribute,
                 name,
-                format!("`{name}` contains control characters"),
+                format!(
+                    "`{name}` contains control characters; remove tabs, line breaks and other control characters"
+                ),
             ))
         } else {
             Ok(())
@@ -503,7 +549,7 @@ pub fn validate_event(ev: &CloudEvent) -> Result<(), EnvelopeError> {
         return Err(EnvelopeError::new(
             K::InvalidAttribute,
             "source",
-            "`source` must be a URI-reference without spaces, e.g. /dysart/permitting",
+            "`source` must be a URI-reference without spaces; percent-encode them (%20) or use a path such as /dysart/permitting",
         ));
     }
     non_empty(
@@ -537,21 +583,40 @@ pub fn validate_event(ev: &CloudEvent) -> Result<(), EnvelopeError> {
     if let Some(ct) = &ev.datacontenttype
         && !is_media_type(ct)
     {
+        let message = if ct.trim().is_empty() {
+            "`datacontenttype` is empty; omit it or name the media type, e.g. application/json"
+                .to_string()
+        } else {
+            format!("`{ct}` is not a media type (type/subtype); use e.g. application/json")
+        };
         return Err(EnvelopeError::new(
             K::InvalidAttribute,
             "datacontenttype",
-            format!("`{ct}` is not a media type; use e.g. application/json"),
+            message,
         ));
     }
     for (name, value) in &ev.extensions {
-        if let ExtensionValue::String(s) = value
-            && has_control(s)
-        {
-            return Err(EnvelopeError::new(
-                K::InvalidAttribute,
-                name.clone(),
-                format!("`{name}` contains control characters"),
-            ));
+        check_extension_name(name, name)?;
+        match value {
+            ExtensionValue::String(s) if has_control(s) => {
+                return Err(EnvelopeError::new(
+                    K::InvalidAttribute,
+                    name.clone(),
+                    format!(
+                        "`{name}` contains control characters; remove tabs, line breaks and other control characters"
+                    ),
+                ));
+            }
+            ExtensionValue::Integer(i) if i32::try_from(*i).is_err() => {
+                return Err(EnvelopeError::new(
+                    K::InvalidAttribute,
+                    name.clone(),
+                    format!(
+                        "extension attribute `{name}` is {i}, but extension integers must be whole numbers within the 32-bit signed range; send other numbers as strings"
+                    ),
+                ));
+            }
+            _ => {}
         }
     }
     Ok(())

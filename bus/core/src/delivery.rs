@@ -30,3 +30,10 @@ pub fn idempotency_key(
     let digest = h.finalize();
     format!("msg_{}", hex::encode(&digest[..16]))
 }
+
+/// AMQP header with the number of the next delivery attempt (1 for the first).
+pub const HEADER_ATTEMPT: &str = "x-civicbus-attempt";
+/// AMQP header on a dead letter: why the last attempt failed.
+pub const HEADER_ERROR: &str = "x-civicbus-error";
+/// AMQP header on a dead letter: the outcome of the last attempt (`terminal`, `gone`, …).
+pub const HEADER_OUTCOME: &str = "x-civicbus-outcome";

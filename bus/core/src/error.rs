@@ -15,7 +15,8 @@ pub enum EnvelopeErrorKind {
     InvalidAttribute,
     /// The content type is not one this binding accepts.
     UnsupportedMediaType,
-    /// A batch holds more events than allowed, or is empty.
+    /// A batch is not a JSON array or holds more events than allowed (an empty batch is
+    /// valid).
     InvalidBatch,
     /// The body or an event exceeds a size limit.
     TooLarge,

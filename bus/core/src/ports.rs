@@ -66,6 +66,19 @@ pub enum Destination {
         /// Subscription key.
         key: String,
     },
+    /// A subscription's retry (wait) queue: the message waits there for the
+    /// subscription's retry delay (queue TTL), then RabbitMQ dead-letters it back to the
+    /// subscription's delivery queue. The wait is durable: nothing sleeps in memory.
+    Retry {
+        /// Subscription key.
+        key: String,
+    },
+    /// A subscription's dead-letter queue: deliveries that failed for good, kept with
+    /// their failure context for operators.
+    DeadLetter {
+        /// Subscription key.
+        key: String,
+    },
     /// Any exchange (AMQP sinks).
     Exchange {
         /// Exchange name.

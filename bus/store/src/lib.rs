@@ -1,1 +1,22 @@
-//! placeholder
+//! civicbus store: the system of record on SQLite or PostgreSQL.
+//!
+//! [`SqlStore`] implements [`civicbus_core::ports::EventStore`]: the event archive,
+//! quarantined inputs, delivery attempts and the hash-chained audit log. One code path
+//! serves both databases: `sqlx::AnyPool`, `$n` placeholders, TEXT and BIGINT columns only
+//! (timestamps as microseconds since the Unix epoch, JSON as text, raw bytes as base64),
+//! and one migration directory (`migrations/`) whose SQL runs unchanged on both. The only
+//! backend-specific code is how a write transaction begins and how audit appends are
+//! serialised ([`audit`]).
+//!
+//! This is the only civicbus crate that names `sqlx`.
+
+pub mod audit;
+mod error;
+mod rows;
+mod store;
+mod url;
+
+pub use audit::{AuditBreak, AuditBreakKind, AuditVerification, audit_hash};
+pub use error::StoreError;
+pub use store::{DEFAULT_LIMIT, MAX_LIMIT, SQLITE_BUSY_TIMEOUT, SqlStore, StoreOptions};
+pub use url::{Backend, redact_url};

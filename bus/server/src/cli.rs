@@ -1,0 +1,263 @@
+//! CLI commands other than `demo`: serve, publish, config check, token generate.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+
+use crate::app;
+use crate::auth::{generate_secret, generate_token};
+use crate::config::{self, process_env, token_hash};
+
+/// Run an async command on a fresh multi-threaded runtime; errors print and exit 1.
+pub fn block_on<F>(fut: F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `civicbus config check FILE`.
+pub fn config_check(file: &Path) -> ExitCode {
+    let loaded = config::load_file(file, &process_env());
+    for p in &loaded.problems {
+        println!("{p}");
+    }
+    if loaded.has_errors() {
+        let n = loaded.problems.iter().filter(|p| !p.warning).count();
+        println!("{}: {n} error(s)", file.display());
+        ExitCode::FAILURE
+    } else {
+        println!("{}: ok", file.display());
+        ExitCode::SUCCESS
+    }
+}
+
+/// `civicbus token generate [--secret]`.
+pub fn token_generate(secret: bool) {
+    if secret {
+        let s = generate_secret();
+        println!("secret: {s}");
+        println!();
+        println!("Give it to the subscriber to verify signatures, and put it in the subscription:");
+        println!("  [subscriptions.webhook]");
+        println!(
+            "  secrets_env = [\"CIVICBUS_SECRET_<NAME>\"]   # with CIVICBUS_SECRET_<NAME>={s}"
+        );
+    } else {
+        let t = generate_token();
+        let h = hex::encode(token_hash(&t));
+        println!("token:  {t}");
+        println!("sha256: {h}");
+        println!();
+        println!("Give the token to the publishing system (Authorization: Bearer <token>) and");
+        println!("put only the hash in the tenant's configuration:");
+        println!("  tokens = [{{ name = \"<credential name>\", sha256 = \"{h}\" }}]");
+    }
+}
+
+/// `civicbus serve --config FILE`.
+pub async fn serve(path: PathBuf) -> anyhow::Result<()> {
+    let env = process_env();
+    let loaded = config::load_file(&path, &env);
+    for p in &loaded.problems {
+        if p.warning {
+            tracing::warn!("{p}");
+        } else {
+            eprintln!("{p}");
+        }
+    }
+    let cfg = match (loaded.has_errors(), loaded.config) {
+        (false, Some(c)) => c,
+        _ => anyhow::bail!(
+            "{} has errors (listed above); fix them and check with `civicbus config check {}`",
+            path.display(),
+            path.display()
+        ),
+    };
+    let resolved = config::resolve(&cfg, &env);
+    let bus = app::start(&cfg, resolved).await?;
+    tracing::info!(api = %bus.api_addr(), "civicbus is serving; SIGTERM or Ctrl-C stops it");
+    wait_for_signal().await;
+    tracing::info!("shutting down: intake stopped, finishing in-flight work");
+    bus.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Wait for SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Binding mode for `civicbus publish`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PublishMode {
+    /// `application/cloudevents+json`.
+    Structured,
+    /// `ce-*` headers, body = data.
+    Binary,
+}
+
+/// Arguments of `civicbus publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Base URL of the bus's API.
+    #[arg(long, env = "CIVICBUS_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API token of the publishing tenant.
+    #[arg(long, env = "CIVICBUS_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// A JSON file holding one structured event, or an array of them (sent as a batch).
+    #[arg(long, short, conflicts_with_all = ["ty", "source", "data"])]
+    pub file: Option<PathBuf>,
+    /// Event type, e.g. ca.haliburton.permitting.permit.issued.
+    #[arg(long = "type", requires = "source")]
+    pub ty: Option<String>,
+    /// Event source, e.g. /dysart/permitting.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Event id (default: a new UUID).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Subject (business key).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Data as JSON text.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Binding mode for an event given by flags.
+    #[arg(long, value_enum, default_value_t = PublishMode::Structured)]
+    pub mode: PublishMode,
+}
+
+/// `civicbus publish`.
+pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/events", args.url.trim_end_matches('/'));
+    let request = if let Some(file) = &args.file {
+        let text =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let value: Value = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not valid JSON", file.display()))?;
+        let ct = if value.is_array() {
+            civicbus_core::envelope::BATCH_CONTENT_TYPE
+        } else {
+            civicbus_core::envelope::STRUCTURED_CONTENT_TYPE
+        };
+        client.post(&url).header("content-type", ct).body(text)
+    } else {
+        let (Some(ty), Some(source)) = (&args.ty, &args.source) else {
+            anyhow::bail!("give --file, or --type and --source (see `civicbus publish --help`)");
+        };
+        let id = args
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let data: Option<Value> = match &args.data {
+            Some(d) => Some(serde_json::from_str(d).context("--data is not valid JSON")?),
+            None => None,
+        };
+        match args.mode {
+            PublishMode::Structured => {
+                let mut ev = serde_json::json!({
+                    "specversion": "1.0", "id": id, "source": source, "type": ty,
+                    "time": chrono::Utc::now().to_rfc3339(),
+                });
+                if let Some(s) = &args.subject {
+                    ev["subject"] = Value::String(s.clone());
+                }
+                if let Some(d) = data {
+                    ev["datacontenttype"] = Value::String("application/json".into());
+                    ev["data"] = d;
+                }
+                client
+                    .post(&url)
+                    .header(
+                        "content-type",
+                        civicbus_core::envelope::STRUCTURED_CONTENT_TYPE,
+                    )
+                    .body(ev.to_string())
+            }
+            PublishMode::Binary => {
+                let mut rb = client
+                    .post(&url)
+                    .header("ce-specversion", "1.0")
+                    .header("ce-id", civicbus_core::binding::percent_encode(&id))
+                    .header("ce-source", civicbus_core::binding::percent_encode(source))
+                    .header("ce-type", civicbus_core::binding::percent_encode(ty))
+                    .header("ce-time", chrono::Utc::now().to_rfc3339());
+                if let Some(s) = &args.subject {
+                    rb = rb.header("ce-subject", civicbus_core::binding::percent_encode(s));
+                }
+                match data {
+                    Some(d) => rb
+                        .header("content-type", "application/json")
+                        .body(d.to_string()),
+                    None => rb,
+                }
+            }
+        }
+    };
+    let resp = request
+        .bearer_auth(&args.token)
+        .send()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot reach civicbus at {}: is `civicbus serve` running?",
+                args.url
+            )
+        })?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if status.is_success() {
+        println!("{status}: {body}");
+        Ok(())
+    } else {
+        let detail = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or(body);
+        anyhow::bail!("the bus answered {status}: {detail}")
+    }
+}

@@ -1,0 +1,850 @@
+//! The configuration file: one TOML document, every key documented, `CIVICBUS_*` overrides.
+//!
+//! Loading goes in three steps so that `civicbus config check` can report *every* error
+//! with its key path: parse the TOML, apply environment overrides, then deserialise each
+//! section (and each element of `tenants`/`subscriptions`) on its own, and finally check
+//! the meaning (names, references, secrets, filters) of what deserialised.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use civicbus_core::Filter;
+use civicbus_core::subscription::{AmqpSinkSpec, HttpMode, SinkSpec, Subscription, WebhookSpec};
+use civicbus_core::tenant::{Audience, SharingRule, validate_name};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "CIVICBUS_";
+
+/// Sections whose scalar keys may be overridden by `CIVICBUS_<SECTION>_<KEY>`.
+pub const OVERRIDABLE_SECTIONS: [&str; 5] = ["api", "broker", "store", "limits", "delivery"];
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// RabbitMQ.
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    /// SQL store.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Input limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Delivery defaults.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// Tenants (municipalities).
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+    /// Subscriptions.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionConfig>,
+}
+
+/// `[api]`: the HTTP API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, checked before parsing (bytes).
+    pub max_body_bytes: usize,
+    /// Time allowed for one request, including the broker's confirm.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Seconds sent in `Retry-After` when the broker is unreachable.
+    pub retry_after_seconds: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            retry_after_seconds: 5,
+        }
+    }
+}
+
+/// `[broker]`: RabbitMQ.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// AMQP URL.
+    pub url: String,
+    /// Prefix of every exchange and queue name (isolates deployments sharing a vhost).
+    pub prefix: String,
+    /// Unacknowledged messages a router consumer holds at most.
+    pub prefetch: u16,
+    /// Publishes awaiting confirmation at most, per publishing channel.
+    pub confirm_window: u16,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            prefix: String::new(),
+            prefetch: 64,
+            confirm_window: 512,
+        }
+    }
+}
+
+/// `[store]`: the SQL store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://path` or `postgres://user@host/db`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://civicbus.db".into(),
+        }
+    }
+}
+
+/// `[limits]`: input limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Deepest JSON nesting accepted.
+    pub max_json_depth: usize,
+    /// Most events in one batch.
+    pub max_batch_events: usize,
+    /// Largest single event, structured-mode encoded (bytes).
+    pub max_event_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_json_depth: 32,
+            max_batch_events: 100,
+            max_event_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// `[delivery]`: defaults for every subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Deliveries in flight per subscription unless the subscription says otherwise.
+    pub concurrency: u16,
+    /// Webhook request timeout unless the subscription says otherwise.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Wait before a failed delivery is offered again.
+    #[serde(with = "humantime_serde")]
+    pub retry_delay: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            concurrency: 8,
+            timeout: Duration::from_secs(10),
+            retry_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[[tenants]]`: one municipality.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Tenant id (`county`, `dysart`, …).
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// RabbitMQ users whose messages on the ingress exchange belong to this tenant.
+    #[serde(default)]
+    pub amqp_users: Vec<String>,
+    /// API tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Event types this tenant shares with others.
+    #[serde(default)]
+    pub shares: Vec<ShareConfig>,
+}
+
+/// `[[tenants.tokens]]`: one API token, by hash or from the environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Name of the credential (shown in the audit log as the actor).
+    pub name: String,
+    /// Hex SHA-256 of the token (`civicbus token generate` prints both).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Name of an environment variable holding the token itself.
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+/// `[[tenants.shares]]`: share events by type prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareConfig {
+    /// Types starting with this are shared.
+    pub type_prefix: String,
+    /// Tenant ids, or `["*"]` for every tenant.
+    pub with: Vec<String>,
+}
+
+/// `[[subscriptions]]`: which events go where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    /// Name, unique within the tenant.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// CloudEvents Subscriptions API filters, all of which must match.
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// Deliveries in flight at once (default `delivery.concurrency`).
+    #[serde(default)]
+    pub concurrency: Option<u16>,
+    /// Deliver over HTTP.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+    /// Deliver to a RabbitMQ exchange.
+    #[serde(default)]
+    pub amqp: Option<AmqpSinkConfig>,
+}
+
+/// `[subscriptions.webhook]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Endpoint URL (http or https).
+    pub url: String,
+    /// Signing secrets `whsec_…` (several during rotation).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Names of environment variables holding signing secrets.
+    #[serde(default)]
+    pub secrets_env: Vec<String>,
+    /// `binary` (default) or `structured`.
+    #[serde(default)]
+    pub mode: WebhookMode,
+    /// Request timeout (default `delivery.timeout`).
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+/// CloudEvents HTTP binding mode for a webhook.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookMode {
+    /// Attributes in `ce-*` headers, body = data.
+    #[default]
+    Binary,
+    /// `application/cloudevents+json` body.
+    Structured,
+}
+
+/// `[subscriptions.amqp]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSinkConfig {
+    /// Exchange to publish to (must exist).
+    pub exchange: String,
+    /// Routing key (default: the event type).
+    #[serde(default)]
+    pub routing_key: Option<String>,
+}
+
+/// One problem in a configuration, with the key path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Key path, e.g. `subscriptions[2].webhook.url`.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+    /// Warnings do not stop `serve`.
+    pub warning: bool,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = if self.warning { "warning" } else { "error" };
+        if self.path.is_empty() {
+            write!(f, "{level}: {}", self.message)
+        } else {
+            write!(f, "{level}: {}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// The result of loading: the config when it deserialised, and every problem found.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// The configuration (`None` if a section could not be read).
+    pub config: Option<Config>,
+    /// Errors and warnings, in document order.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl Loaded {
+    /// Whether any problem is an error.
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(|p| !p.warning)
+    }
+}
+
+fn problem(path: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
+    ConfigProblem {
+        path: path.into(),
+        message: message.into(),
+        warning: false,
+    }
+}
+
+/// Load a configuration file, apply `CIVICBUS_*` overrides from `env`, and check it.
+pub fn load_file(path: &Path, env: &BTreeMap<String, String>) -> Loaded {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, env),
+        Err(e) => Loaded {
+            config: None,
+            problems: vec![problem(
+                "",
+                format!(
+                    "cannot read {}: {e}; write one with `civicbus config example > {}`",
+                    path.display(),
+                    path.display()
+                ),
+            )],
+        },
+    }
+}
+
+/// Load a configuration from TOML text, apply overrides from `env`, and check it.
+pub fn load_str(text: &str, env: &BTreeMap<String, String>) -> Loaded {
+    let mut problems = Vec::new();
+    let mut root: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            return Loaded {
+                config: None,
+                problems: vec![problem("", format!("not valid TOML: {e}"))],
+            };
+        }
+    };
+    apply_env_overrides(&mut root, env, &mut problems);
+
+    let mut config = Config::default();
+    let mut ok = true;
+    for (key, value) in root {
+        let path = key.clone();
+        match key.as_str() {
+            "api" => ok &= section(value, &path, &mut config.api, &mut problems),
+            "broker" => ok &= section(value, &path, &mut config.broker, &mut problems),
+            "store" => ok &= section(value, &path, &mut config.store, &mut problems),
+            "limits" => ok &= section(value, &path, &mut config.limits, &mut problems),
+            "delivery" => ok &= section(value, &path, &mut config.delivery, &mut problems),
+            "tenants" => ok &= array(value, &path, &mut config.tenants, &mut problems),
+            "subscriptions" => ok &= array(value, &path, &mut config.subscriptions, &mut problems),
+            other => {
+                ok = false;
+                problems.push(problem(
+                    other,
+                    "unknown section; expected one of api, broker, store, limits, delivery, tenants, subscriptions",
+                ));
+            }
+        }
+    }
+    problems.extend(check(&config, env));
+    Loaded {
+        config: ok.then_some(config),
+        problems,
+    }
+}
+
+fn deserialize<T: DeserializeOwned>(value: toml::Value, path: &str) -> Result<T, ConfigProblem> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let full = if inner == "." || inner.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}.{inner}")
+        };
+        problem(full, e.into_inner().to_string())
+    })
+}
+
+fn section<T: DeserializeOwned>(
+    value: toml::Value,
+    path: &str,
+    slot: &mut T,
+    problems: &mut Vec<ConfigProblem>,
+) -> bool {
+    match deserialize(value, path) {
+        Ok(v) => {
+            *slot = v;
+            true
+        }
+        Err(p) => {
+            problems.push(p);
+            false
+        }
+    }
+}
+
+fn array<T: DeserializeOwned>(
+    value: toml::Value,
+    path: &str,
+    slot: &mut Vec<T>,
+    problems: &mut Vec<ConfigProblem>,
+) -> bool {
+    let toml::Value::Array(items) = value else {
+        problems.push(problem(
+            path,
+            format!("must be an array of tables: write [[{path}]] blocks"),
+        ));
+        return false;
+    };
+    let mut ok = true;
+    for (i, item) in items.into_iter().enumerate() {
+        match deserialize(item, &format!("{path}[{i}]")) {
+            Ok(v) => slot.push(v),
+            Err(p) => {
+                ok = false;
+                problems.push(p);
+            }
+        }
+    }
+    ok
+}
+
+/// Apply `CIVICBUS_<SECTION>_<KEY>=value` overrides (e.g. `CIVICBUS_BROKER_URL`,
+/// `CIVICBUS_API_LISTEN`, `CIVICBUS_LIMITS_MAX_JSON_DEPTH`). Values that parse as TOML
+/// integers or booleans are taken as such, anything else as a string.
+pub fn apply_env_overrides(
+    root: &mut toml::Table,
+    env: &BTreeMap<String, String>,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let lower = rest.to_ascii_lowercase();
+        let Some((section, key)) = lower.split_once('_') else {
+            continue;
+        };
+        if !OVERRIDABLE_SECTIONS.contains(&section) {
+            continue;
+        }
+        let table = root
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(table) = table.as_table_mut() else {
+            problems.push(problem(
+                section,
+                format!("{name} overrides a key of [{section}], but `{section}` is not a table"),
+            ));
+            continue;
+        };
+        let parsed = if let Ok(i) = value.parse::<i64>() {
+            toml::Value::Integer(i)
+        } else if let Ok(b) = value.parse::<bool>() {
+            toml::Value::Boolean(b)
+        } else {
+            toml::Value::String(value.clone())
+        };
+        table.insert(key.to_string(), parsed);
+    }
+}
+
+/// Check the meaning of a deserialised configuration.
+pub fn check(config: &Config, env: &BTreeMap<String, String>) -> Vec<ConfigProblem> {
+    let mut out = Vec::new();
+    if !(config.store.url.starts_with("sqlite:")
+        || config.store.url.starts_with("postgres://")
+        || config.store.url.starts_with("postgresql://"))
+    {
+        out.push(problem(
+            "store.url",
+            "must start with sqlite:// or postgres:// (e.g. sqlite://civicbus.db)",
+        ));
+    }
+    if !(config.broker.url.starts_with("amqp://") || config.broker.url.starts_with("amqps://")) {
+        out.push(problem(
+            "broker.url",
+            "must be an amqp:// or amqps:// URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f",
+        ));
+    }
+    if !config.broker.prefix.is_empty()
+        && !config
+            .broker
+            .prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        out.push(problem(
+            "broker.prefix",
+            "use only letters, digits, '-', '_' and '.'",
+        ));
+    }
+    for (path, v) in [
+        ("broker.prefetch", u64::from(config.broker.prefetch)),
+        (
+            "broker.confirm_window",
+            u64::from(config.broker.confirm_window),
+        ),
+        ("limits.max_json_depth", config.limits.max_json_depth as u64),
+        (
+            "limits.max_batch_events",
+            config.limits.max_batch_events as u64,
+        ),
+        (
+            "limits.max_event_bytes",
+            config.limits.max_event_bytes as u64,
+        ),
+        ("api.max_body_bytes", config.api.max_body_bytes as u64),
+        (
+            "delivery.concurrency",
+            u64::from(config.delivery.concurrency),
+        ),
+    ] {
+        if v == 0 {
+            out.push(problem(path, "must be greater than 0"));
+        }
+    }
+    for (path, d) in [
+        ("api.request_timeout", config.api.request_timeout),
+        ("delivery.timeout", config.delivery.timeout),
+        ("delivery.retry_delay", config.delivery.retry_delay),
+    ] {
+        if d.is_zero() {
+            out.push(problem(path, "must be longer than 0s, e.g. \"10s\""));
+        }
+    }
+
+    let mut tenant_ids = HashSet::new();
+    let mut amqp_users: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut token_hashes = HashSet::new();
+    for (i, t) in config.tenants.iter().enumerate() {
+        let p = format!("tenants[{i}]");
+        if let Err(m) = validate_name("tenant id", &t.id) {
+            out.push(problem(format!("{p}.id"), m));
+        }
+        if !tenant_ids.insert(t.id.as_str()) {
+            out.push(problem(
+                format!("{p}.id"),
+                format!("tenant `{}` is defined twice", t.id),
+            ));
+        }
+        for (j, u) in t.amqp_users.iter().enumerate() {
+            if let Some(other) = amqp_users.insert(u, &t.id) {
+                out.push(problem(
+                    format!("{p}.amqp_users[{j}]"),
+                    format!("AMQP user `{u}` already belongs to tenant `{other}`; a user maps to one tenant"),
+                ));
+            }
+        }
+        for (j, tok) in t.tokens.iter().enumerate() {
+            let tp = format!("{p}.tokens[{j}]");
+            if tok.name.trim().is_empty() {
+                out.push(problem(format!("{tp}.name"), "give the credential a name"));
+            }
+            match (&tok.sha256, &tok.env) {
+                (Some(_), Some(_)) | (None, None) => out.push(problem(
+                    tp.clone(),
+                    "set exactly one of `sha256` (hash of the token) or `env` (variable holding it)",
+                )),
+                (Some(h), None) => {
+                    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        out.push(problem(
+                            format!("{tp}.sha256"),
+                            "must be 64 hex digits: the SHA-256 of the token (`civicbus token generate` prints it)",
+                        ));
+                    } else if !token_hashes.insert(h.to_ascii_lowercase()) {
+                        out.push(problem(
+                            format!("{tp}.sha256"),
+                            "the same token is configured twice; give each credential its own token",
+                        ));
+                    }
+                }
+                (None, Some(var)) => {
+                    if env.get(var).is_none_or(|v| v.is_empty()) {
+                        out.push(ConfigProblem {
+                            path: format!("{tp}.env"),
+                            message: format!("environment variable {var} is not set; this token will not work until it is"),
+                            warning: true,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for (i, t) in config.tenants.iter().enumerate() {
+        for (j, s) in t.shares.iter().enumerate() {
+            let sp = format!("tenants[{i}].shares[{j}]");
+            if s.type_prefix.is_empty() {
+                out.push(problem(
+                    format!("{sp}.type_prefix"),
+                    "must not be empty: name the shared types, e.g. \"ca.haliburton.gis.\"",
+                ));
+            }
+            if s.with.is_empty() {
+                out.push(problem(
+                    format!("{sp}.with"),
+                    "name tenants, or [\"*\"] for all",
+                ));
+            }
+            for (k, w) in s.with.iter().enumerate() {
+                if w != "*" && !tenant_ids.contains(w.as_str()) {
+                    out.push(problem(
+                        format!("{sp}.with[{k}]"),
+                        format!("no tenant `{w}` is defined"),
+                    ));
+                }
+            }
+        }
+    }
+
+    let mut sub_keys = HashSet::new();
+    for (i, s) in config.subscriptions.iter().enumerate() {
+        let p = format!("subscriptions[{i}]");
+        if let Err(m) = validate_name("subscription id", &s.id) {
+            out.push(problem(format!("{p}.id"), m));
+        }
+        if !tenant_ids.contains(s.tenant.as_str()) {
+            out.push(problem(
+                format!("{p}.tenant"),
+                format!("no tenant `{}` is defined in [[tenants]]", s.tenant),
+            ));
+        }
+        if !sub_keys.insert((s.tenant.as_str(), s.id.as_str())) {
+            out.push(problem(
+                format!("{p}.id"),
+                format!(
+                    "tenant `{}` has two subscriptions named `{}`",
+                    s.tenant, s.id
+                ),
+            ));
+        }
+        if s.concurrency == Some(0) {
+            out.push(problem(
+                format!("{p}.concurrency"),
+                "must be greater than 0",
+            ));
+        }
+        for (j, f) in s.filters.iter().enumerate() {
+            for m in f.problems(&format!("{p}.filters[{j}]")) {
+                let (path, msg) = m.split_once(": ").unwrap_or((&m, ""));
+                out.push(problem(path, msg));
+            }
+        }
+        match (&s.webhook, &s.amqp) {
+            (Some(_), Some(_)) | (None, None) => out.push(problem(
+                p.clone(),
+                "set exactly one sink: [subscriptions.webhook] or [subscriptions.amqp]",
+            )),
+            (Some(w), None) => out.extend(check_webhook(w, &format!("{p}.webhook"), env)),
+            (None, Some(a)) => {
+                if a.routing_key.as_deref().is_some_and(|k| k.len() > 255) {
+                    out.push(problem(
+                        format!("{p}.amqp.routing_key"),
+                        "is longer than 255 bytes",
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check_webhook(w: &WebhookConfig, p: &str, env: &BTreeMap<String, String>) -> Vec<ConfigProblem> {
+    let mut out = Vec::new();
+    match reqwest::Url::parse(&w.url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
+            if u.host_str().is_none() {
+                out.push(problem(format!("{p}.url"), "names no host"));
+            }
+        }
+        Ok(u) => out.push(problem(
+            format!("{p}.url"),
+            format!(
+                "scheme `{}` is not supported; use http:// or https://",
+                u.scheme()
+            ),
+        )),
+        Err(e) => out.push(problem(format!("{p}.url"), format!("not a valid URL: {e}"))),
+    }
+    for (i, s) in w.secrets.iter().enumerate() {
+        if let Err(m) = civicbus_webhook::validate_secret(s) {
+            out.push(problem(format!("{p}.secrets[{i}]"), m));
+        }
+    }
+    for (i, var) in w.secrets_env.iter().enumerate() {
+        match env.get(var) {
+            None => out.push(ConfigProblem {
+                path: format!("{p}.secrets_env[{i}]"),
+                message: format!(
+                    "environment variable {var} is not set; deliveries cannot be signed with it"
+                ),
+                warning: true,
+            }),
+            Some(s) => {
+                if let Err(m) = civicbus_webhook::validate_secret(s) {
+                    out.push(problem(
+                        format!("{p}.secrets_env[{i}]"),
+                        format!("{var}: {m}"),
+                    ));
+                }
+            }
+        }
+    }
+    if w.secrets.is_empty() && w.secrets_env.is_empty() {
+        out.push(ConfigProblem {
+            path: format!("{p}.secrets"),
+            message: "no signing secret: the subscriber cannot verify deliveries; add a whsec_ secret (`civicbus token generate --secret`)".into(),
+            warning: true,
+        });
+    }
+    if w.timeout.is_some_and(|t| t.is_zero()) {
+        out.push(problem(format!("{p}.timeout"), "must be longer than 0s"));
+    }
+    out
+}
+
+/// A tenant's token, resolved to what the API checks against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedToken {
+    /// Tenant.
+    pub tenant: String,
+    /// Credential name.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub sha256: [u8; 32],
+}
+
+/// Everything the running bus needs, resolved from a checked configuration.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Subscriptions as the core models them.
+    pub subscriptions: Vec<Subscription>,
+    /// Sharing rules.
+    pub shares: Vec<SharingRule>,
+    /// API tokens.
+    pub tokens: Vec<ResolvedToken>,
+    /// AMQP user → tenant.
+    pub amqp_users: BTreeMap<String, String>,
+}
+
+/// Hash a token the way the configuration stores it.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// Resolve a checked configuration (tokens and secrets from `env`).
+pub fn resolve(config: &Config, env: &BTreeMap<String, String>) -> Resolved {
+    let mut tokens = Vec::new();
+    let mut shares = Vec::new();
+    let mut amqp_users = BTreeMap::new();
+    for t in &config.tenants {
+        for tok in &t.tokens {
+            let hash = match (&tok.sha256, &tok.env) {
+                (Some(h), _) => {
+                    let mut out = [0u8; 32];
+                    if hex::decode_to_slice(h, &mut out).is_err() {
+                        continue;
+                    }
+                    out
+                }
+                (None, Some(var)) => match env.get(var).filter(|v| !v.is_empty()) {
+                    Some(v) => token_hash(v),
+                    None => continue,
+                },
+                (None, None) => continue,
+            };
+            tokens.push(ResolvedToken {
+                tenant: t.id.clone(),
+                name: tok.name.clone(),
+                sha256: hash,
+            });
+        }
+        for s in &t.shares {
+            shares.push(SharingRule {
+                owner: t.id.clone(),
+                type_prefix: s.type_prefix.clone(),
+                audience: if s.with.iter().any(|w| w == "*") {
+                    Audience::All
+                } else {
+                    Audience::Tenants(s.with.clone())
+                },
+            });
+        }
+        for u in &t.amqp_users {
+            amqp_users.insert(u.clone(), t.id.clone());
+        }
+    }
+    let subscriptions = config
+        .subscriptions
+        .iter()
+        .filter_map(|s| {
+            let sink = match (&s.webhook, &s.amqp) {
+                (Some(w), None) => {
+                    let mut secrets = w.secrets.clone();
+                    secrets.extend(w.secrets_env.iter().filter_map(|v| env.get(v).cloned()));
+                    SinkSpec::Webhook(WebhookSpec {
+                        url: w.url.clone(),
+                        secrets,
+                        mode: match w.mode {
+                            WebhookMode::Binary => HttpMode::Binary,
+                            WebhookMode::Structured => HttpMode::Structured,
+                        },
+                        timeout: w.timeout.unwrap_or(config.delivery.timeout),
+                    })
+                }
+                (None, Some(a)) => SinkSpec::Amqp(AmqpSinkSpec {
+                    exchange: a.exchange.clone(),
+                    routing_key: a.routing_key.clone(),
+                }),
+                _ => return None,
+            };
+            Some(Subscription {
+                id: s.id.clone(),
+                tenant: s.tenant.clone(),
+                filters: s.filters.clone(),
+                sink,
+                concurrency: s.concurrency.unwrap_or(config.delivery.concurrency),
+            })
+        })
+        .collect();
+    Resolved {
+        subscriptions,
+        shares,
+        tokens,
+        amqp_users,
+    }
+}
+
+/// The process environment as a map (only `CIVICBUS_*` and variables named by the config
+/// matter, but all are passed so `env = "…"` may name any variable).
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars().collect()
+}
+
+/// A complete, commented example configuration: the county and its four partners.
+pub const EXAMPLE: &str = include_str!("../civicbus.example.toml");

@@ -1,0 +1,120 @@
+//! The `civicbus` command line: parsing and dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{cli, config, telemetry};
+
+/// civicbus: an event bus for the business systems of a county and its municipalities.
+#[derive(Debug, Parser)]
+#[command(name = "civicbus", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CIVICBUS_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bus: HTTP API, AMQP ingress, router and deliveries.
+    Serve {
+        /// Configuration file.
+        #[arg(long, short, env = "CIVICBUS_CONFIG", default_value = "civicbus.toml")]
+        config: PathBuf,
+    },
+    /// Run a demonstration: real events through the local RabbitMQ to simulated municipal
+    /// systems, on a throw-away SQLite store.
+    Demo {
+        /// RabbitMQ URL.
+        #[arg(
+            long,
+            env = "CIVICBUS_BROKER_URL",
+            default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        )]
+        broker_url: String,
+        /// Keep the SQLite store (its path is printed) instead of deleting it.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Publish an event to a running bus over HTTP.
+    Publish(cli::PublishArgs),
+    /// Configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Credentials and signing secrets.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a complete, commented example configuration.
+    Example,
+    /// Check a configuration file and report every error with its key path.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The file to check.
+    file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Generate an API token and print it with the SHA-256 to put in the configuration.
+    Generate {
+        /// Generate a webhook signing secret (`whsec_…`) instead.
+        #[arg(long)]
+        secret: bool,
+    },
+}
+
+/// Parse the command line and run the command.
+pub fn main_entry() -> ExitCode {
+    let cli = Cli::parse();
+    let json = matches!(cli.log_format, LogFormat::Json);
+    match cli.command {
+        Command::Config { command } => match command {
+            ConfigCommand::Example => {
+                print!("{}", config::EXAMPLE);
+                ExitCode::SUCCESS
+            }
+            ConfigCommand::Check(args) => cli::config_check(&args.file),
+        },
+        Command::Token { command } => match command {
+            TokenCommand::Generate { secret } => {
+                cli::token_generate(secret);
+                ExitCode::SUCCESS
+            }
+        },
+        Command::Serve { config } => {
+            telemetry::init(json, "info");
+            cli::block_on(cli::serve(config))
+        }
+        Command::Demo { broker_url, keep } => {
+            telemetry::init(json, "warn");
+            cli::block_on(crate::demo::run(broker_url, keep))
+        }
+        Command::Publish(args) => {
+            telemetry::init(json, "warn");
+            cli::block_on(cli::publish(args))
+        }
+    }
+}

@@ -1,0 +1,816 @@
+//! [`SqlStore`]: the [`EventStore`] on SQLite or PostgreSQL through one code path
+//! (`sqlx::AnyPool` and portable SQL).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use civicbus_core::ports::{
+    ArchivedEvent, AttemptStatus, AuditAction, AuditRecord, DeliveryAttempt, EventQuery,
+    EventStore, PortError, QuarantineRecord,
+};
+use serde_json::json;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection as _, Transaction};
+
+use crate::audit::{AuditChain, AuditVerification, BUS_ACTOR, NewEntry, RawAuditRow, Verifier};
+use crate::error::StoreError;
+use crate::rows::{
+    ATTEMPT_COLUMNS, EVENT_COLUMNS, QUARANTINE_COLUMNS, RowReader, attempt_from_row,
+    duration_to_micros, event_from_row, quarantine_from_row, time_to_micros,
+};
+use crate::url::{
+    Backend, describe_target, password, redact_url, sqlite_connect_url, sqlite_is_memory,
+};
+
+/// The schema migrations in `bus/store/migrations/`, embedded at compile time. The same
+/// SQL runs on SQLite and PostgreSQL.
+static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// Rows returned when a query's limit is 0.
+pub const DEFAULT_LIMIT: u32 = 100;
+
+/// The most rows any one read returns, whatever limit is asked for.
+pub const MAX_LIMIT: u32 = 10_000;
+
+/// SQLite's `busy_timeout`: how long a writer waits for another writer's lock.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest length of a free-text reason copied into an audit entry's detail.
+const AUDIT_TEXT_MAX: usize = 256;
+
+/// Audit rows read per round trip by [`SqlStore::verify_audit`].
+const VERIFY_PAGE: u32 = 1_000;
+
+/// Connection pool settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Most open connections (an in-memory SQLite database always uses one).
+    pub max_connections: u32,
+    /// How long to wait for a free connection (and for the first connection at start-up)
+    /// before reporting the store unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The system of record on SQLite or PostgreSQL: archive, quarantine, delivery attempts
+/// and the hash-chained audit log. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Open the store at `url` with default pool settings and apply the schema
+    /// migrations.
+    ///
+    /// `sqlite://path.db` creates the file if missing and uses WAL journaling,
+    /// `synchronous=NORMAL`, a 10 s busy timeout and foreign keys; `postgres://...` needs a
+    /// running server and an existing database. `sqlite::memory:` (tests, demos) keeps a
+    /// single connection for the life of the store.
+    ///
+    /// Errors name the database and say what to check; they never contain the password.
+    pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        SqlStore::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// [`SqlStore::connect`] with explicit pool settings.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let target = describe_target(backend, url);
+        let secret = password(url).map(str::to_string);
+        let scrub = move |message: String| match &secret {
+            Some(p) if !p.is_empty() => message.replace(p.as_str(), "***"),
+            _ => message,
+        };
+
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout);
+        let connect_url = match backend {
+            Backend::Sqlite => {
+                if sqlite_is_memory(url) {
+                    // Every connection to `:memory:` is a separate database: keep one.
+                    pool_options = pool_options
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None);
+                }
+                pool_options = pool_options
+                    .after_connect(|conn, _meta| Box::pin(sqlite_session_pragmas(conn)));
+                sqlite_connect_url(url)
+            }
+            Backend::Postgres => url.to_string(),
+        };
+
+        let connect_error = |message: String| StoreError::Connect {
+            backend,
+            target: target.clone(),
+            message: scrub(message),
+            hint: connect_hint(backend),
+        };
+
+        // Open one connection directly first: a pool would retry until its acquire
+        // timeout and then report only "timed out", hiding the cause (refused, bad
+        // password, no such database, unwritable directory).
+        let mut probe = match tokio::time::timeout(
+            options.acquire_timeout,
+            AnyConnection::connect(&connect_url),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(connect_error(e.to_string())),
+            Err(_) => {
+                return Err(connect_error(format!(
+                    "no connection within {} s",
+                    options.acquire_timeout.as_secs()
+                )));
+            }
+        };
+        if backend == Backend::Sqlite && !sqlite_is_memory(url) {
+            enable_wal(&mut probe)
+                .await
+                .map_err(|e| connect_error(e.to_string()))?;
+        }
+        // In-memory SQLite: the probe's database would vanish with it; the pool keeps its
+        // own single connection.
+        let _ = probe.close().await;
+
+        let pool = pool_options
+            .connect(&connect_url)
+            .await
+            .map_err(|e| connect_error(e.to_string()))?;
+
+        let store = SqlStore { pool, backend };
+        store.migrate(&target).await?;
+        tracing::debug!(backend = backend.as_str(), url = %redact_url(url), "store ready");
+        Ok(store)
+    }
+
+    /// Apply the embedded migrations (idempotent: applied ones are skipped). On
+    /// PostgreSQL sqlx serialises concurrent migrators with an advisory lock; SQLite has no
+    /// such lock, so a migrator that lost a race with another process is retried.
+    async fn migrate(&self, target: &str) -> Result<(), StoreError> {
+        let mut tries = 0u32;
+        loop {
+            match MIGRATOR.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e @ (MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)))
+                    if self.backend == Backend::Sqlite && tries < 5 =>
+                {
+                    tries += 1;
+                    tracing::debug!(error = %e, tries, "store migration raced another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Migrate {
+                        backend: self.backend,
+                        target: target.to_string(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Close every connection; later calls fail as unavailable.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Begin a transaction that will write. On SQLite it starts as a write transaction
+    /// (`BEGIN IMMEDIATE`), so what it reads stays consistent with what it writes and a
+    /// busy database is waited for (busy_timeout) rather than failing at commit. On
+    /// PostgreSQL a plain `BEGIN` suffices: audit appends take an advisory lock.
+    async fn begin_write(&self, op: &'static str) -> Result<Transaction<'static, Any>, StoreError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        tx.map_err(|e| StoreError::from_sqlx(op, e))
+    }
+
+    /// Recompute the audit chain from the first entry and report the first broken seq:
+    /// a gap (deleted rows), an edited row, or a row that does not link to its
+    /// predecessor. Reads the log in pages, so memory use does not grow with its size.
+    pub async fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
+        let mut verifier = Verifier::new();
+        let mut after = 0i64;
+        loop {
+            let rows = self.raw_audit_rows(after, VERIFY_PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.seq;
+            let full = rows.len() == VERIFY_PAGE as usize;
+            for row in &rows {
+                if !verifier.check(row) {
+                    return Ok(verifier.result);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(verifier.result)
+    }
+
+    async fn raw_audit_rows(&self, after: i64, limit: u32) -> Result<Vec<RawAuditRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM audit_log WHERE seq > $1 ORDER BY seq ASC LIMIT $2",
+            RawAuditRow::COLUMNS
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(after)
+            .bind(i64::from(effective_limit(limit)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx("reading the audit log", e))?;
+        rows.iter().map(RawAuditRow::from_row).collect()
+    }
+
+    // -- the operations, returning StoreError ------------------------------------------
+
+    /// [`EventStore::archive`], with the store's own error type.
+    pub async fn archive_event(
+        &self,
+        archived: &ArchivedEvent,
+        routed_to: &[String],
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "archiving an event";
+        let ev = &archived.event;
+        if let Some(stamped) = ev.tenant()
+            && stamped != archived.tenant
+        {
+            return Err(StoreError::Invalid {
+                what: "event",
+                message: format!(
+                    "the event's tenant extension `{stamped}` differs from its owning tenant `{}`; stamp the tenant from the credential before archiving",
+                    archived.tenant
+                ),
+            });
+        }
+        let structured =
+            String::from_utf8(ev.to_structured_bytes()).map_err(|e| StoreError::Invalid {
+                what: "event",
+                message: format!("structured JSON is not UTF-8: {e}"),
+            })?;
+        if structured.is_empty() {
+            return Err(StoreError::Invalid {
+                what: "event",
+                message: "it could not be encoded as structured JSON".into(),
+            });
+        }
+
+        let mut tx = self.begin_write(OP).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO events (tenant, source, id, type, subject, time, received_at, actor, structured) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (tenant, source, id) DO NOTHING",
+        )
+        .bind(archived.tenant.clone())
+        .bind(ev.source.clone())
+        .bind(ev.id.clone())
+        .bind(ev.ty.clone())
+        .bind(ev.subject.clone())
+        .bind(ev.time.clone())
+        .bind(time_to_micros(&archived.received_at))
+        .bind(archived.actor.clone())
+        .bind(structured)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?
+        .rows_affected()
+            > 0;
+        if !inserted {
+            tx.rollback()
+                .await
+                .map_err(|e| StoreError::from_sqlx(OP, e))?;
+            return Ok(false);
+        }
+
+        let target = event_target(&ev.source, &ev.id);
+        let conn: &mut AnyConnection = &mut tx;
+        let mut chain = AuditChain::lock(conn, self.backend).await?;
+        chain
+            .append(
+                conn,
+                NewEntry {
+                    tenant: Some(&archived.tenant),
+                    actor: &archived.actor,
+                    action: AuditAction::Received,
+                    target: target.clone(),
+                    detail: json!({ "type": ev.ty }),
+                },
+            )
+            .await?;
+        chain
+            .append(
+                conn,
+                NewEntry {
+                    tenant: Some(&archived.tenant),
+                    actor: BUS_ACTOR,
+                    action: AuditAction::Routed,
+                    target,
+                    detail: json!({ "subscriptions": routed_to }),
+                },
+            )
+            .await?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        Ok(true)
+    }
+
+    /// [`EventStore::quarantine`], with the store's own error type. Storing the same
+    /// record id again is a no-op.
+    pub async fn quarantine_record(&self, record: &QuarantineRecord) -> Result<(), StoreError> {
+        const OP: &str = "quarantining an input";
+        let headers = serde_json::to_string(&record.headers).map_err(|e| StoreError::Invalid {
+            what: "quarantine headers",
+            message: e.to_string(),
+        })?;
+        let body = base64::engine::general_purpose::STANDARD.encode(&record.body);
+
+        let mut tx = self.begin_write(OP).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO quarantine (id, tenant, transport, reason_kind, field, reason, body_base64, headers, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(record.id.clone())
+        .bind(record.tenant.clone())
+        .bind(record.transport.clone())
+        .bind(record.reason_kind.clone())
+        .bind(record.field.clone())
+        .bind(record.reason.clone())
+        .bind(body)
+        .bind(headers)
+        .bind(time_to_micros(&record.received_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?
+        .rows_affected()
+            > 0;
+        if !inserted {
+            tx.rollback()
+                .await
+                .map_err(|e| StoreError::from_sqlx(OP, e))?;
+            return Ok(());
+        }
+        let conn: &mut AnyConnection = &mut tx;
+        let mut chain = AuditChain::lock(conn, self.backend).await?;
+        chain
+            .append(
+                conn,
+                NewEntry {
+                    tenant: record.tenant.as_deref(),
+                    actor: BUS_ACTOR,
+                    action: AuditAction::Quarantined,
+                    target: format!("quarantine:{}", record.id),
+                    detail: json!({
+                        "transport": record.transport,
+                        "reason_kind": record.reason_kind,
+                        "field": truncate(&record.field),
+                        "reason": truncate(&record.reason),
+                    }),
+                },
+            )
+            .await?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        Ok(())
+    }
+
+    /// [`EventStore::record_attempt`], with the store's own error type.
+    pub async fn record_delivery_attempt(
+        &self,
+        attempt: &DeliveryAttempt,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "recording a delivery attempt";
+        let mut tx = self.begin_write(OP).await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (id, idempotency_key, tenant, subscription, event_tenant, \
+             event_source, event_id, attempt, status, response_code, error, duration_us, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(attempt.idempotency_key.clone())
+        .bind(attempt.tenant.clone())
+        .bind(attempt.subscription.clone())
+        .bind(attempt.event_tenant.clone())
+        .bind(attempt.event_source.clone())
+        .bind(attempt.event_id.clone())
+        .bind(i64::from(attempt.attempt))
+        .bind(attempt.status.as_str().to_string())
+        .bind(attempt.response_code.map(i64::from))
+        .bind(attempt.error.clone())
+        .bind(duration_to_micros(attempt.duration))
+        .bind(time_to_micros(&attempt.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+
+        let action = if attempt.status == AttemptStatus::Delivered {
+            AuditAction::Delivered
+        } else {
+            AuditAction::DeliveryFailed
+        };
+        let conn: &mut AnyConnection = &mut tx;
+        let mut chain = AuditChain::lock(conn, self.backend).await?;
+        chain
+            .append(
+                conn,
+                NewEntry {
+                    tenant: Some(&attempt.tenant),
+                    actor: BUS_ACTOR,
+                    action,
+                    target: event_target(&attempt.event_source, &attempt.event_id),
+                    detail: json!({
+                        "subscription": attempt.subscription,
+                        "idempotency_key": attempt.idempotency_key,
+                        "event_tenant": attempt.event_tenant,
+                        "attempt": attempt.attempt,
+                        "status": attempt.status.as_str(),
+                        "response_code": attempt.response_code,
+                        "error": attempt.error.as_deref().map(truncate),
+                    }),
+                },
+            )
+            .await?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        Ok(())
+    }
+
+    /// [`EventStore::is_delivered`], with the store's own error type.
+    pub async fn delivered(&self, idempotency_key: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT idempotency_key FROM delivery_attempts \
+             WHERE idempotency_key = $1 AND status = $2 LIMIT 1",
+        )
+        .bind(idempotency_key.to_string())
+        .bind(AttemptStatus::Delivered.as_str().to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx("checking whether a delivery succeeded", e))?;
+        Ok(row.is_some())
+    }
+
+    /// [`EventStore::get_event`], with the store's own error type.
+    pub async fn event(
+        &self,
+        tenant: &str,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<ArchivedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant = $1 AND source = $2 AND id = $3"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant.to_string())
+            .bind(source.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx("reading an archived event", e))?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+
+    /// [`EventStore::search_events`], with the store's own error type.
+    pub async fn search(&self, query: &EventQuery) -> Result<Vec<ArchivedEvent>, StoreError> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        if let Some(tenant) = &query.tenant {
+            let n = push_arg(&mut args, Arg::Text(tenant.clone()));
+            conditions.push(format!("tenant = ${n}"));
+        }
+        if let Some(prefix) = &query.type_prefix {
+            // substr/length rather than LIKE: LIKE is case-insensitive on SQLite and needs
+            // escaping of % and _.
+            let n = push_arg(&mut args, Arg::Text(prefix.clone()));
+            conditions.push(format!("substr(type, 1, length(${n})) = ${n}"));
+        }
+        if let Some(subject) = &query.subject {
+            let n = push_arg(&mut args, Arg::Text(subject.clone()));
+            conditions.push(format!("subject = ${n}"));
+        }
+        if let Some(source) = &query.source {
+            let n = push_arg(&mut args, Arg::Text(source.clone()));
+            conditions.push(format!("source = ${n}"));
+        }
+        if let Some(since) = &query.since {
+            let n = push_arg(&mut args, Arg::Int(time_to_micros(since)));
+            conditions.push(format!("received_at >= ${n}"));
+        }
+        if let Some(until) = &query.until {
+            let n = push_arg(&mut args, Arg::Int(time_to_micros(until)));
+            conditions.push(format!("received_at < ${n}"));
+        }
+        let limit_n = push_arg(&mut args, Arg::Int(i64::from(effective_limit(query.limit))));
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events{where_clause} \
+             ORDER BY received_at DESC, source DESC, id DESC LIMIT ${limit_n}"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for arg in args {
+            q = match arg {
+                Arg::Text(s) => q.bind(s),
+                Arg::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx("searching the archive", e))?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// [`EventStore::count_events`], with the store's own error type.
+    pub async fn count(&self, tenant: Option<&str>) -> Result<u64, StoreError> {
+        const OP: &str = "counting archived events";
+        let row = match tenant {
+            Some(t) => {
+                sqlx::query("SELECT COUNT(*) AS n FROM events WHERE tenant = $1")
+                    .bind(t.to_string())
+                    .fetch_one(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query("SELECT COUNT(*) AS n FROM events")
+                    .fetch_one(&self.pool)
+                    .await
+            }
+        }
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        let n: i64 = RowReader::new(&row, "events", "COUNT(*)".into()).get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// [`EventStore::attempts_for_event`], with the store's own error type.
+    pub async fn attempts(
+        &self,
+        tenant: &str,
+        source: &str,
+        id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts \
+             WHERE event_tenant = $1 AND event_source = $2 AND event_id = $3 \
+             ORDER BY at ASC, attempt ASC, id ASC LIMIT $4"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant.to_string())
+            .bind(source.to_string())
+            .bind(id.to_string())
+            .bind(i64::from(MAX_LIMIT))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx("reading delivery attempts", e))?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    /// [`EventStore::list_quarantine`], with the store's own error type.
+    pub async fn quarantined(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<QuarantineRecord>, StoreError> {
+        let limit = i64::from(effective_limit(limit));
+        let rows: Result<Vec<AnyRow>, sqlx::Error> = match tenant {
+            Some(t) => {
+                let sql = format!(
+                    "SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE tenant = $1 \
+                     ORDER BY received_at DESC, id DESC LIMIT $2"
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(t.to_string())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {QUARANTINE_COLUMNS} FROM quarantine \
+                     ORDER BY received_at DESC, id DESC LIMIT $1"
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        };
+        let rows = rows.map_err(|e| StoreError::from_sqlx("listing quarantined inputs", e))?;
+        rows.iter().map(quarantine_from_row).collect()
+    }
+
+    /// [`EventStore::audit_entries`], with the store's own error type.
+    pub async fn audit_log(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        self.raw_audit_rows(after, limit)
+            .await?
+            .into_iter()
+            .map(RawAuditRow::into_record)
+            .collect()
+    }
+}
+
+/// A bind value of a dynamically built query.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// Add a bind value; returns its placeholder number.
+fn push_arg(args: &mut Vec<Arg>, arg: Arg) -> usize {
+    args.push(arg);
+    args.len()
+}
+
+/// `limit`, with 0 meaning [`DEFAULT_LIMIT`] and at most [`MAX_LIMIT`].
+fn effective_limit(limit: u32) -> u32 {
+    if limit == 0 {
+        DEFAULT_LIMIT
+    } else {
+        limit.min(MAX_LIMIT)
+    }
+}
+
+/// The audit target naming an event: `event:<source>#<id>`.
+fn event_target(source: &str, id: &str) -> String {
+    format!("event:{source}#{id}")
+}
+
+/// Free text cut to [`AUDIT_TEXT_MAX`] characters for an audit detail.
+fn truncate(s: &str) -> String {
+    match s.char_indices().nth(AUDIT_TEXT_MAX) {
+        None => s.to_string(),
+        Some((idx, _)) => format!("{}…", &s[..idx]),
+    }
+}
+
+fn connect_hint(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "check that the directory exists and is writable by this user, or set store.url / \
+             CIVICBUS_STORE_URL (e.g. sqlite://civicbus.db)"
+        }
+        Backend::Postgres => {
+            "is PostgreSQL running and reachable, and do the user, password and database in \
+             the URL exist? Set store.url or CIVICBUS_STORE_URL \
+             (e.g. postgres://civicbus@127.0.0.1:5432/civicbus)"
+        }
+    }
+}
+
+/// Per-connection SQLite settings.
+async fn sqlite_session_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    let busy = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
+    sqlx::query(AssertSqlSafe(busy)).execute(&mut *conn).await?;
+    sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Switch a SQLite database file to WAL journaling (a property of the file, so once).
+/// Changing the journal mode needs an exclusive lock that busy_timeout does not wait for,
+/// so retry a few times when another process holds the database.
+async fn enable_wal(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Row as _;
+    let mut tries = 0u32;
+    loop {
+        let current: String = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        if current.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match sqlx::query("PRAGMA journal_mode = WAL")
+            .fetch_one(&mut *conn)
+            .await
+        {
+            Ok(row) => {
+                let mode: String = row.try_get(0)?;
+                if mode.eq_ignore_ascii_case("wal") {
+                    return Ok(());
+                }
+                tracing::warn!(mode, "SQLite refused WAL journaling; continuing without it");
+                return Ok(());
+            }
+            Err(e) if tries < 20 => {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "SQLite busy while enabling WAL; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for SqlStore {
+    async fn archive(
+        &self,
+        event: &ArchivedEvent,
+        routed_to: &[String],
+    ) -> Result<bool, PortError> {
+        Ok(self.archive_event(event, routed_to).await?)
+    }
+
+    async fn quarantine(&self, record: &QuarantineRecord) -> Result<(), PortError> {
+        Ok(self.quarantine_record(record).await?)
+    }
+
+    async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<(), PortError> {
+        Ok(self.record_delivery_attempt(attempt).await?)
+    }
+
+    async fn is_delivered(&self, idempotency_key: &str) -> Result<bool, PortError> {
+        Ok(self.delivered(idempotency_key).await?)
+    }
+
+    async fn get_event(
+        &self,
+        tenant: &str,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<ArchivedEvent>, PortError> {
+        Ok(self.event(tenant, source, id).await?)
+    }
+
+    async fn search_events(&self, query: &EventQuery) -> Result<Vec<ArchivedEvent>, PortError> {
+        Ok(self.search(query).await?)
+    }
+
+    async fn count_events(&self, tenant: Option<&str>) -> Result<u64, PortError> {
+        Ok(self.count(tenant).await?)
+    }
+
+    async fn attempts_for_event(
+        &self,
+        tenant: &str,
+        source: &str,
+        id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, PortError> {
+        Ok(self.attempts(tenant, source, id).await?)
+    }
+
+    async fn list_quarantine(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<QuarantineRecord>, PortError> {
+        Ok(self.quarantined(tenant, limit).await?)
+    }
+
+    async fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError> {
+        Ok(self.audit_log(after, limit).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits() {
+        assert_eq!(effective_limit(0), DEFAULT_LIMIT);
+        assert_eq!(effective_limit(5), 5);
+        assert_eq!(effective_limit(u32::MAX), MAX_LIMIT);
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        let long = "é".repeat(AUDIT_TEXT_MAX + 10);
+        let t = truncate(&long);
+        assert_eq!(t.chars().count(), AUDIT_TEXT_MAX + 1);
+        assert_eq!(truncate("short"), "short");
+    }
+}

@@ -1,0 +1,879 @@
+//! The store against a real SQLite file and a real PostgreSQL server.
+//!
+//! Every scenario runs on both backends: `sqlite::<name>` uses a file in a temporary
+//! directory, `postgres::<name>` a fresh database on `postgres://postgres@127.0.0.1:5432`
+//! (override the server with `CIVICBUS_TEST_PG_URL`, which must name an existing
+//! database to connect to for `CREATE DATABASE`). A missing PostgreSQL fails the tests.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use civicbus_core::ports::{
+    ArchivedEvent, AttemptStatus, DeliveryAttempt, EventQuery, EventStore, PortErrorKind,
+    QuarantineRecord,
+};
+use civicbus_core::{CloudEvent, Data};
+use civicbus_store::{AuditBreakKind, Backend, SqlStore, StoreError, audit_hash};
+use serde_json::json;
+use sqlx::Connection as _;
+
+const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn pg_admin_url() -> String {
+    std::env::var("CIVICBUS_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_string())
+}
+
+/// A database of its own for one test; dropped (best effort) when the value is dropped.
+struct TestDb {
+    url: String,
+    backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+    pg_database: Option<String>,
+}
+
+impl TestDb {
+    async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let path = dir.path().join("civicbus.db");
+                TestDb {
+                    url: format!("sqlite://{}", path.display()),
+                    backend,
+                    _dir: Some(dir),
+                    pg_database: None,
+                }
+            }
+            Backend::Postgres => {
+                let name = format!("civicbus_t_{}", uuid::Uuid::new_v4().simple());
+                let admin = pg_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "PostgreSQL is required for these tests: cannot connect to {admin}: {e}"
+                        )
+                    });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let _ = conn.close().await;
+                let (base, _) = admin.rsplit_once('/').expect("admin URL names a database");
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    _dir: None,
+                    pg_database: Some(name),
+                }
+            }
+        }
+    }
+
+    async fn store(&self) -> SqlStore {
+        let store = SqlStore::connect(&self.url).await.expect("connect store");
+        assert_eq!(store.backend(), self.backend);
+        store
+    }
+
+    /// Run SQL directly against the database, bypassing the store (to tamper with it).
+    async fn exec(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("raw connection");
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .expect("raw SQL");
+        let _ = conn.close().await;
+    }
+}
+
+impl TestDb {
+    /// One text value read directly from the database.
+    async fn query_text(&self, sql: &str) -> String {
+        use sqlx::Row as _;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("raw connection");
+        let value: String = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&mut conn)
+            .await
+            .expect("raw query")
+            .try_get(0)
+            .expect("text column");
+        let _ = conn.close().await;
+        value
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_database.take() else {
+            return;
+        };
+        let admin = pg_admin_url();
+        // Best effort, on a thread of its own: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Run each scenario against both backends.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::TestDb::new(civicbus_store::Backend::Sqlite).await;
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::TestDb::new(civicbus_store::Backend::Postgres).await;
+                    super::$name(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    archive_insert_duplicate_and_audit,
+    search_honours_every_filter,
+    attempts_and_is_delivered,
+    quarantine_round_trip_with_binary_body,
+    audit_chain_verifies_and_detects_an_edited_row,
+    audit_chain_detects_a_deleted_row,
+    concurrent_writers_keep_the_chain_gap_free,
+    migrations_are_idempotent,
+    corrupt_rows_are_errors_naming_the_row,
+    closed_store_is_unavailable,
+);
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+const BASE_US: i64 = 1_780_000_000_000_000;
+
+fn at(offset_s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(BASE_US + offset_s * 1_000_000 + 123).expect("timestamp")
+}
+
+fn event(tenant: &str, source: &str, id: &str, ty: &str, subject: Option<&str>) -> CloudEvent {
+    let mut ev = CloudEvent::new(id, source, ty).expect("valid event");
+    ev.subject = subject.map(str::to_string);
+    ev.time = Some("2026-06-01T12:00:00Z".into());
+    ev.datacontenttype = Some("application/json".into());
+    ev.data = Some(Data::Json(
+        json!({ "permit_number": subject, "fee": { "amount": 125.5, "currency": "CAD" } }),
+    ));
+    ev.set_tenant(tenant);
+    ev
+}
+
+fn archived(ev: CloudEvent, received_s: i64) -> ArchivedEvent {
+    ArchivedEvent {
+        tenant: ev.tenant().expect("tenant stamped").to_string(),
+        event: ev,
+        received_at: at(received_s),
+        actor: "permits-system".into(),
+    }
+}
+
+fn attempt(key: &str, n: u32, status: AttemptStatus, at_s: i64) -> DeliveryAttempt {
+    DeliveryAttempt {
+        idempotency_key: key.into(),
+        tenant: "county".into(),
+        subscription: "county.records-filing".into(),
+        event_tenant: "dysart".into(),
+        event_source: "/dysart/permitting".into(),
+        event_id: "P-1".into(),
+        attempt: n,
+        status,
+        response_code: match status {
+            AttemptStatus::Delivered => Some(200),
+            AttemptStatus::Retryable => Some(503),
+            _ => None,
+        },
+        error: (status != AttemptStatus::Delivered).then(|| "HTTP 503 from subscriber".into()),
+        duration: Duration::from_micros(12_345),
+        at: at(at_s),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------
+
+async fn archive_insert_duplicate_and_audit(db: &TestDb) {
+    let store = db.store().await;
+    let ev = archived(
+        event(
+            "dysart",
+            "/dysart/permitting",
+            "P-1",
+            "ca.haliburton.permitting.permit.issued",
+            Some("BP-2026-0001"),
+        ),
+        0,
+    );
+    let routed = vec![
+        "county.records-filing".to_string(),
+        "county.gis-link".to_string(),
+    ];
+
+    assert!(store.archive(&ev, &routed).await.expect("archive"));
+    assert!(!store.archive(&ev, &routed).await.expect("archive again"));
+    // The same source and id under another tenant is a different event.
+    let other = archived(
+        event(
+            "minden",
+            "/dysart/permitting",
+            "P-1",
+            "ca.haliburton.permitting.permit.issued",
+            None,
+        ),
+        1,
+    );
+    assert!(
+        store
+            .archive(&other, &[])
+            .await
+            .expect("archive other tenant")
+    );
+
+    let back = store
+        .get_event("dysart", "/dysart/permitting", "P-1")
+        .await
+        .expect("get")
+        .expect("archived");
+    assert_eq!(back, ev);
+    assert!(
+        store
+            .get_event("dysart", "/dysart/permitting", "nope")
+            .await
+            .expect("get missing")
+            .is_none()
+    );
+    assert_eq!(store.count_events(None).await.expect("count"), 2);
+    assert_eq!(store.count_events(Some("dysart")).await.expect("count"), 1);
+    assert_eq!(store.count_events(Some("nobody")).await.expect("count"), 0);
+
+    let log = store.audit_entries(0, 0).await.expect("audit");
+    assert_eq!(
+        log.len(),
+        4,
+        "received+routed twice, nothing for the duplicate"
+    );
+    assert_eq!(
+        log.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    let (received, routed_entry) = (&log[0], &log[1]);
+    assert_eq!(received.action, "received");
+    assert_eq!(received.actor, "permits-system");
+    assert_eq!(received.tenant.as_deref(), Some("dysart"));
+    assert_eq!(received.target, "event:/dysart/permitting#P-1");
+    assert_eq!(received.prev_hash, "");
+    assert_eq!(audit_hash(received), received.hash);
+    assert_eq!(routed_entry.action, "routed");
+    assert_eq!(routed_entry.actor, "civicbus");
+    assert_eq!(routed_entry.prev_hash, received.hash);
+    let detail: serde_json::Value =
+        serde_json::from_str(&routed_entry.detail).expect("detail is JSON");
+    assert_eq!(
+        detail,
+        json!({ "subscriptions": ["county.records-filing", "county.gis-link"] })
+    );
+    for entry in &log {
+        assert!(
+            !entry.detail.contains("BP-2026-0001") && !entry.detail.contains("125.5"),
+            "audit detail must not carry the payload: {}",
+            entry.detail
+        );
+    }
+    assert_eq!(store.audit_entries(2, 1).await.expect("page").len(), 1);
+    assert_eq!(store.audit_entries(2, 1).await.expect("page")[0].seq, 3);
+    assert!(store.verify_audit().await.expect("verify").is_intact());
+
+    // An event whose tenant extension disagrees with its owner is refused.
+    let mut wrong = ev.clone();
+    wrong.tenant = "minden".into();
+    wrong.event.id = "P-2".into();
+    let err = store
+        .archive(&wrong, &[])
+        .await
+        .expect_err("tenant mismatch");
+    assert_eq!(err.kind, PortErrorKind::Rejected);
+    store.close().await;
+}
+
+async fn search_honours_every_filter(db: &TestDb) {
+    let store = db.store().await;
+    let permit = "ca.haliburton.permitting.permit.issued";
+    let inspection = "ca.haliburton.permitting.inspection.completed";
+    let receipt = "ca.haliburton.finance.receipt.posted";
+    let rows = [
+        (
+            "dysart",
+            "/dysart/permitting",
+            "E1",
+            permit,
+            Some("BP-1"),
+            10,
+        ),
+        (
+            "dysart",
+            "/dysart/permitting",
+            "E2",
+            inspection,
+            Some("BP-1"),
+            20,
+        ),
+        ("dysart", "/dysart/finance", "E3", receipt, Some("R-9"), 30),
+        (
+            "minden",
+            "/minden/permitting",
+            "E4",
+            permit,
+            Some("BP-1"),
+            40,
+        ),
+        ("minden", "/minden/permitting", "E5", permit, None, 50),
+    ];
+    for (tenant, source, id, ty, subject, t) in rows {
+        let ev = archived(event(tenant, source, id, ty, subject), t);
+        assert!(store.archive(&ev, &[]).await.expect("archive"));
+    }
+    let ids = |found: Vec<ArchivedEvent>| -> Vec<String> {
+        found.into_iter().map(|a| a.event.id).collect()
+    };
+    let search = |q: EventQuery| {
+        let store = store.clone();
+        async move { ids(store.search_events(&q).await.expect("search")) }
+    };
+
+    assert_eq!(
+        search(EventQuery::default()).await,
+        ["E5", "E4", "E3", "E2", "E1"],
+        "newest first"
+    );
+    assert_eq!(
+        search(EventQuery {
+            tenant: Some("dysart".into()),
+            ..Default::default()
+        })
+        .await,
+        ["E3", "E2", "E1"]
+    );
+    assert_eq!(
+        search(EventQuery {
+            type_prefix: Some("ca.haliburton.permitting.".into()),
+            ..Default::default()
+        })
+        .await,
+        ["E5", "E4", "E2", "E1"]
+    );
+    // Prefix matching is exact: case matters and % or _ are not wildcards.
+    assert!(
+        search(EventQuery {
+            type_prefix: Some("CA.haliburton".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+    assert!(
+        search(EventQuery {
+            type_prefix: Some("ca.%".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+    assert!(
+        search(EventQuery {
+            type_prefix: Some("ca_haliburton".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        search(EventQuery {
+            subject: Some("BP-1".into()),
+            ..Default::default()
+        })
+        .await,
+        ["E4", "E2", "E1"]
+    );
+    assert_eq!(
+        search(EventQuery {
+            source: Some("/dysart/finance".into()),
+            ..Default::default()
+        })
+        .await,
+        ["E3"]
+    );
+    assert_eq!(
+        search(EventQuery {
+            since: Some(at(20)),
+            until: Some(at(40)),
+            ..Default::default()
+        })
+        .await,
+        ["E3", "E2"],
+        "since is inclusive, until exclusive"
+    );
+    assert_eq!(
+        search(EventQuery {
+            tenant: Some("minden".into()),
+            type_prefix: Some(permit.into()),
+            subject: Some("BP-1".into()),
+            source: Some("/minden/permitting".into()),
+            since: Some(at(0)),
+            until: Some(at(100)),
+            limit: 10,
+        })
+        .await,
+        ["E4"]
+    );
+    assert_eq!(
+        search(EventQuery {
+            limit: 2,
+            ..Default::default()
+        })
+        .await,
+        ["E5", "E4"]
+    );
+
+    // limit 0 means the default of 100.
+    for i in 0..101 {
+        let ev = archived(
+            event("bulk", "/bulk/src", &format!("B{i:03}"), permit, None),
+            100 + i,
+        );
+        assert!(store.archive(&ev, &[]).await.expect("archive bulk"));
+    }
+    let bulk = search(EventQuery {
+        tenant: Some("bulk".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(bulk.len(), 100);
+    assert_eq!(bulk[0], "B100");
+    assert_eq!(bulk[99], "B001");
+    store.close().await;
+}
+
+async fn attempts_and_is_delivered(db: &TestDb) {
+    let store = db.store().await;
+    let key = "county.records-filing:/dysart/permitting:P-1:0";
+    assert!(!store.is_delivered(key).await.expect("is_delivered"));
+
+    let first = attempt(key, 1, AttemptStatus::Retryable, 5);
+    store.record_attempt(&first).await.expect("record 1");
+    assert!(!store.is_delivered(key).await.expect("is_delivered"));
+    let second = attempt(key, 2, AttemptStatus::Delivered, 9);
+    store.record_attempt(&second).await.expect("record 2");
+    assert!(store.is_delivered(key).await.expect("is_delivered"));
+    assert!(!store.is_delivered("other-key").await.expect("is_delivered"));
+
+    // Another event's attempt is not listed.
+    let mut unrelated = attempt("k2", 1, AttemptStatus::Terminal, 1);
+    unrelated.event_id = "P-2".into();
+    unrelated.response_code = Some(422);
+    store
+        .record_attempt(&unrelated)
+        .await
+        .expect("record other");
+
+    let list = store
+        .attempts_for_event("dysart", "/dysart/permitting", "P-1")
+        .await
+        .expect("attempts");
+    assert_eq!(list, vec![first, second], "oldest first, round trip exact");
+    assert!(
+        store
+            .attempts_for_event("minden", "/dysart/permitting", "P-1")
+            .await
+            .expect("attempts")
+            .is_empty()
+    );
+
+    let log = store.audit_entries(0, 100).await.expect("audit");
+    let actions: Vec<&str> = log.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["delivery-failed", "delivered", "delivery-failed"]);
+    assert_eq!(log[1].tenant.as_deref(), Some("county"));
+    assert_eq!(log[1].target, "event:/dysart/permitting#P-1");
+    let detail: serde_json::Value = serde_json::from_str(&log[1].detail).expect("JSON");
+    assert_eq!(detail["idempotency_key"], key);
+    assert_eq!(detail["subscription"], "county.records-filing");
+    assert_eq!(detail["status"], "delivered");
+    assert_eq!(detail["response_code"], 200);
+    assert_eq!(detail["attempt"], 2);
+    assert!(store.verify_audit().await.expect("verify").is_intact());
+    store.close().await;
+}
+
+async fn quarantine_round_trip_with_binary_body(db: &TestDb) {
+    let store = db.store().await;
+    let body: Vec<u8> = (0..=255u8).chain([0, 0, 0xff, b'\n']).collect();
+    let with_tenant = QuarantineRecord {
+        id: "0190b6d2-0000-7000-8000-000000000001".into(),
+        tenant: Some("dysart".into()),
+        transport: "http".into(),
+        reason_kind: "malformed-json".into(),
+        field: "".into(),
+        reason: "not valid JSON (expected value at line 1 column 1); fix the syntax".into(),
+        body: body.clone(),
+        headers: vec![
+            ("content-type".into(), "application/cloudevents+json".into()),
+            ("x-dup".into(), "1".into()),
+            ("x-dup".into(), "2 \"quoted\" é".into()),
+        ],
+        received_at: at(1),
+    };
+    let no_tenant = QuarantineRecord {
+        id: "0190b6d2-0000-7000-8000-000000000002".into(),
+        tenant: None,
+        transport: "amqp".into(),
+        reason_kind: "unknown-amqp-user".into(),
+        field: "user_id".into(),
+        reason: "the AMQP user is not mapped to a tenant".into(),
+        body: Vec::new(),
+        headers: Vec::new(),
+        received_at: at(2),
+    };
+    store.quarantine(&with_tenant).await.expect("quarantine 1");
+    store.quarantine(&no_tenant).await.expect("quarantine 2");
+    // The same record again is a no-op (redelivered message).
+    store
+        .quarantine(&with_tenant)
+        .await
+        .expect("quarantine again");
+
+    let all = store.list_quarantine(None, 0).await.expect("list");
+    assert_eq!(
+        all,
+        vec![no_tenant.clone(), with_tenant.clone()],
+        "newest first"
+    );
+    assert_eq!(all[1].body, body);
+    assert_eq!(
+        store
+            .list_quarantine(Some("dysart"), 10)
+            .await
+            .expect("list"),
+        vec![with_tenant.clone()]
+    );
+    assert_eq!(
+        store.list_quarantine(None, 1).await.expect("list"),
+        vec![no_tenant.clone()]
+    );
+
+    let log = store.audit_entries(0, 10).await.expect("audit");
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].action, "quarantined");
+    assert_eq!(log[0].target, format!("quarantine:{}", with_tenant.id));
+    assert_eq!(log[0].tenant.as_deref(), Some("dysart"));
+    assert_eq!(log[1].tenant, None);
+    let detail: serde_json::Value = serde_json::from_str(&log[0].detail).expect("JSON");
+    assert_eq!(detail["reason_kind"], "malformed-json");
+    assert!(detail.get("body").is_none() && detail.get("headers").is_none());
+    assert!(store.verify_audit().await.expect("verify").is_intact());
+    store.close().await;
+}
+
+/// Archive a few events so the log has `2 * n` entries.
+async fn fill_log(store: &SqlStore, n: usize) {
+    for i in 0..n {
+        let ev = archived(
+            event(
+                "dysart",
+                "/dysart/permitting",
+                &format!("A{i}"),
+                "ca.haliburton.permitting.permit.issued",
+                None,
+            ),
+            i as i64,
+        );
+        assert!(
+            store
+                .archive(&ev, &["county.x".into()])
+                .await
+                .expect("archive")
+        );
+    }
+}
+
+async fn audit_chain_verifies_and_detects_an_edited_row(db: &TestDb) {
+    let store = db.store().await;
+    let empty = store.verify_audit().await.expect("verify empty");
+    assert!(empty.is_intact());
+    assert_eq!((empty.checked, empty.last_seq), (0, 0));
+
+    fill_log(&store, 3).await;
+    let ok = store.verify_audit().await.expect("verify");
+    assert!(ok.is_intact(), "{ok:?}");
+    assert_eq!((ok.checked, ok.last_seq), (6, 6));
+    let last = store.audit_entries(5, 1).await.expect("last");
+    assert_eq!(ok.last_hash, last[0].hash);
+
+    db.exec("UPDATE audit_log SET actor = 'mallory' WHERE seq = 4")
+        .await;
+    let bad = store.verify_audit().await.expect("verify edited");
+    let broken = bad.first_broken.clone().expect("edit detected");
+    assert_eq!(broken.seq, 4);
+    assert_eq!(broken.kind, AuditBreakKind::Altered);
+    assert_eq!((bad.checked, bad.last_seq), (3, 3));
+    assert!(broken.message.contains("edited"), "{}", broken.message);
+
+    // Re-hashing the edited row does not help: the next row no longer links to it.
+    let row = store.audit_entries(3, 1).await.expect("row 4").remove(0);
+    let rehashed = audit_hash(&row);
+    db.exec(&format!(
+        "UPDATE audit_log SET hash = '{rehashed}' WHERE seq = 4"
+    ))
+    .await;
+    let bad = store.verify_audit().await.expect("verify rehashed");
+    let broken = bad.first_broken.expect("rewrite detected");
+    assert_eq!((broken.seq, broken.kind), (5, AuditBreakKind::Unlinked));
+    store.close().await;
+}
+
+async fn audit_chain_detects_a_deleted_row(db: &TestDb) {
+    let store = db.store().await;
+    fill_log(&store, 3).await;
+    db.exec("DELETE FROM audit_log WHERE seq = 3").await;
+    let bad = store.verify_audit().await.expect("verify");
+    let broken = bad.first_broken.expect("deletion detected");
+    assert_eq!((broken.seq, broken.kind), (3, AuditBreakKind::Gap));
+    assert!(broken.message.contains("deleted"), "{}", broken.message);
+
+    db.exec("DELETE FROM audit_log WHERE seq = 1").await;
+    let broken = store
+        .verify_audit()
+        .await
+        .expect("verify")
+        .first_broken
+        .expect("deleted first row detected");
+    assert_eq!((broken.seq, broken.kind), (1, AuditBreakKind::Gap));
+    store.close().await;
+}
+
+async fn concurrent_writers_keep_the_chain_gap_free(db: &TestDb) {
+    // Two stores (two pools, as two processes would have) and several tasks each.
+    let a = db.store().await;
+    let b = db.store().await;
+    const TASKS: usize = 4;
+    const PER_TASK: usize = 12;
+    let mut handles = Vec::new();
+    for t in 0..TASKS {
+        for (name, store) in [("a", a.clone()), ("b", b.clone())] {
+            handles.push(tokio::spawn(async move {
+                for i in 0..PER_TASK {
+                    let id = format!("{name}-{t}-{i}");
+                    let ev = archived(
+                        event(
+                            "dysart",
+                            "/dysart/permitting",
+                            &id,
+                            "ca.haliburton.permitting.permit.issued",
+                            None,
+                        ),
+                        i as i64,
+                    );
+                    assert!(
+                        store
+                            .archive(&ev, &["county.x".into()])
+                            .await
+                            .expect("archive")
+                    );
+                    let mut att = attempt(&id, 1, AttemptStatus::Delivered, i as i64);
+                    att.event_id = id.clone();
+                    store.record_attempt(&att).await.expect("record attempt");
+                    // Every writer also re-archives a shared event: exactly one wins.
+                    let shared = archived(
+                        event(
+                            "dysart",
+                            "/dysart/permitting",
+                            &format!("shared-{i}"),
+                            "ca.haliburton.permitting.permit.issued",
+                            None,
+                        ),
+                        i as i64,
+                    );
+                    store.archive(&shared, &[]).await.expect("archive shared");
+                }
+            }));
+        }
+    }
+    for h in handles {
+        h.await.expect("writer task");
+    }
+    let writers = TASKS * 2;
+    let expected_events = writers * PER_TASK + PER_TASK;
+    assert_eq!(
+        a.count_events(None).await.expect("count"),
+        expected_events as u64
+    );
+    let expected_entries = (writers * PER_TASK * 3 + PER_TASK * 2) as u64;
+    let v = b.verify_audit().await.expect("verify");
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.checked, expected_entries);
+    assert_eq!(v.last_seq, expected_entries as i64);
+    let seqs: BTreeSet<i64> = a
+        .audit_entries(0, 10_000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, (1..=expected_entries as i64).collect());
+    a.close().await;
+    b.close().await;
+}
+
+async fn migrations_are_idempotent(db: &TestDb) {
+    // Two processes starting at once on a fresh database.
+    let (a, b) = tokio::join!(SqlStore::connect(&db.url), SqlStore::connect(&db.url));
+    let a = a.expect("first concurrent start");
+    let b = b.expect("second concurrent start");
+    fill_log(&a, 1).await;
+    a.close().await;
+    b.close().await;
+    if db.backend == Backend::Sqlite {
+        assert_eq!(db.query_text("PRAGMA journal_mode").await, "wal");
+    }
+    // And again, one after the other: nothing is re-applied, nothing lost.
+    for _ in 0..2 {
+        let store = db.store().await;
+        assert_eq!(store.count_events(None).await.expect("count"), 1);
+        assert!(store.verify_audit().await.expect("verify").is_intact());
+        store.close().await;
+    }
+}
+
+async fn corrupt_rows_are_errors_naming_the_row(db: &TestDb) {
+    let store = db.store().await;
+    fill_log(&store, 1).await;
+    db.exec("UPDATE events SET structured = '{not json' WHERE id = 'A0'")
+        .await;
+    let err = store
+        .get_event("dysart", "/dysart/permitting", "A0")
+        .await
+        .expect_err("corrupt row");
+    assert_eq!(err.kind, PortErrorKind::Rejected);
+    assert!(
+        err.message.contains("events") && err.message.contains("id=A0"),
+        "{}",
+        err.message
+    );
+    db.exec("UPDATE audit_log SET at = 9223372036854775807 WHERE seq = 1")
+        .await;
+    let err = store.audit_entries(0, 10).await.expect_err("bad timestamp");
+    assert!(err.message.contains("seq=1"), "{}", err.message);
+    store.close().await;
+}
+
+async fn closed_store_is_unavailable(db: &TestDb) {
+    let store = db.store().await;
+    store.close().await;
+    let err = store.count_events(None).await.expect_err("closed");
+    assert_eq!(err.kind, PortErrorKind::Unavailable, "{}", err.message);
+}
+
+// ---------------------------------------------------------------------------------------
+// Connection errors (no database needed)
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unreachable_postgres_says_what_to_do_without_the_password() {
+    let err = SqlStore::connect("postgres://civicbus:hunter2secret@127.0.0.1:1/civicbus")
+        .await
+        .expect_err("nothing listens on port 1");
+    let msg = err.to_string();
+    assert!(err.is_unavailable(), "{msg}");
+    assert!(matches!(err, StoreError::Connect { .. }), "{msg}");
+    assert!(msg.contains("PostgreSQL"), "{msg}");
+    assert!(msg.contains("127.0.0.1:1/civicbus"), "{msg}");
+    assert!(msg.contains("CIVICBUS_STORE_URL"), "{msg}");
+    assert!(!msg.contains("hunter2secret"), "{msg}");
+}
+
+#[tokio::test]
+async fn missing_postgres_database_is_named() {
+    let admin = pg_admin_url();
+    let (base, _) = admin.rsplit_once('/').expect("admin URL names a database");
+    let url = format!("{base}/civicbus_no_such_db?password=topsecret");
+    let err = SqlStore::connect(&url).await.expect_err("no such database");
+    let msg = err.to_string();
+    assert!(msg.contains("civicbus_no_such_db"), "{msg}");
+    assert!(msg.contains("does not exist"), "{msg}");
+    assert!(!msg.contains("topsecret"), "{msg}");
+}
+
+#[tokio::test]
+async fn unopenable_sqlite_says_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("missing-dir").join("c.db").display()
+    );
+    let err = SqlStore::connect(&url)
+        .await
+        .expect_err("no such directory");
+    let msg = err.to_string();
+    assert!(msg.contains("SQLite"), "{msg}");
+    assert!(msg.contains("missing-dir"), "{msg}");
+    assert!(msg.contains("CIVICBUS_STORE_URL"), "{msg}");
+}
+
+#[tokio::test]
+async fn unsupported_scheme_is_refused() {
+    let err = SqlStore::connect("mysql://root:pw@localhost/x")
+        .await
+        .expect_err("mysql is not supported");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("sqlite://") && msg.contains("postgres://"),
+        "{msg}"
+    );
+    assert!(!msg.contains(":pw@"), "{msg}");
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_works() {
+    let store = SqlStore::connect("sqlite::memory:").await.expect("memory");
+    fill_log(&store, 2).await;
+    assert_eq!(store.count_events(None).await.expect("count"), 2);
+    assert!(store.verify_audit().await.expect("verify").is_intact());
+}
