@@ -72,11 +72,16 @@ where
 
 /// Hand a message back to the broker after [`INFRA_BACKOFF`], logging why.
 pub async fn requeue_later(msg: &InboundMessage, why: &str) {
+    requeue_after(msg, why, INFRA_BACKOFF).await;
+}
+
+/// Hand a message back to the broker after `backoff`, logging why.
+pub async fn requeue_after(msg: &InboundMessage, why: &str, backoff: Duration) {
     tracing::warn!(
         reason = why,
         "handing message back to RabbitMQ for redelivery"
     );
-    tokio::time::sleep(INFRA_BACKOFF).await;
+    tokio::time::sleep(backoff).await;
     if let Err(e) = msg.acker.nack(true).await {
         tracing::warn!(error = %e, "could not nack; RabbitMQ will redeliver when the channel closes");
     }

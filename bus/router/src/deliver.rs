@@ -4,7 +4,7 @@
 //! subscription's retry queue; a terminal one goes to its dead-letter queue with the cause.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use civicbus_core::binding::ParseLimits;
@@ -29,6 +29,7 @@ pub struct DeliveryWorker {
     store: Arc<dyn EventStore>,
     publisher: Arc<dyn Publisher>,
     limits: ParseLimits,
+    infra_backoff: Duration,
 }
 
 impl DeliveryWorker {
@@ -48,7 +49,15 @@ impl DeliveryWorker {
             store,
             publisher,
             limits,
+            infra_backoff: consumer::INFRA_BACKOFF,
         }
+    }
+
+    /// How long to hold a message before handing it back when RabbitMQ or the store is
+    /// failing (default [`consumer::INFRA_BACKOFF`]).
+    pub fn with_infra_backoff(mut self, backoff: Duration) -> Self {
+        self.infra_backoff = backoff;
+        self
     }
 
     /// The subscription served.
@@ -75,6 +84,7 @@ impl DeliveryWorker {
                     Some(&self.subscription.tenant),
                     "delivery",
                     reason,
+                    self.infra_backoff,
                 )
                 .await;
             }
@@ -83,9 +93,11 @@ impl DeliveryWorker {
             .header(HEADER_OUTPUT_INDEX)
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        // Attempts count from 1; a missing, garbled or zero header starts over at 1.
         let first_attempt: u32 = msg
             .header(HEADER_ATTEMPT)
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|&n| n >= 1)
             .unwrap_or(1);
         let attempt = first_attempt.saturating_add(msg.delivery_count);
         let key = idempotency_key(&self.key, &event.source, &event.id, output_index);
@@ -97,9 +109,10 @@ impl DeliveryWorker {
             }
             Ok(false) => {}
             Err(e) => {
-                return consumer::requeue_later(
+                return consumer::requeue_after(
                     &msg,
                     &format!("store cannot check idempotency: {e}"),
+                    self.infra_backoff,
                 )
                 .await;
             }
@@ -135,8 +148,12 @@ impl DeliveryWorker {
         if let Err(e) = self.store.record_attempt(&record).await {
             // Without the record the attempt cannot be proven; deliver again later (the
             // subscriber deduplicates by webhook-id).
-            return consumer::requeue_later(&msg, &format!("store cannot record the attempt: {e}"))
-                .await;
+            return consumer::requeue_after(
+                &msg,
+                &format!("store cannot record the attempt: {e}"),
+                self.infra_backoff,
+            )
+            .await;
         }
         match &outcome {
             SinkOutcome::Delivered { .. } => {
@@ -145,7 +162,7 @@ impl DeliveryWorker {
             }
             SinkOutcome::Retryable { reason, .. } => {
                 tracing::info!(webhook_id = %key, subscription = %self.key, attempt, reason = %reason, "delivery failed; will retry");
-                let next = self.republish(&msg, attempt + 1, &outcome);
+                let next = self.republish(&msg, attempt.saturating_add(1), &outcome);
                 self.forward(
                     &msg,
                     Destination::Retry {
@@ -212,7 +229,12 @@ impl DeliveryWorker {
         match self.publisher.publish_confirmed(vec![(to, out)]).await {
             Ok(()) => consumer::ack(msg).await,
             Err(e) => {
-                consumer::requeue_later(msg, &format!("cannot move the delivery on: {e}")).await
+                consumer::requeue_after(
+                    msg,
+                    &format!("cannot move the delivery on: {e}"),
+                    self.infra_backoff,
+                )
+                .await
             }
         }
     }

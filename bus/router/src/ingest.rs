@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use civicbus_core::binding::ParseLimits;
 use civicbus_core::delivery::{HEADER_ACTOR, HEADER_RECEIVED_AT, HEADER_TRACEPARENT};
-use civicbus_core::envelope::ExtensionValue;
+use civicbus_core::envelope::{ExtensionValue, TENANT_EXTENSION};
 use civicbus_core::error::{EnvelopeError, EnvelopeErrorKind};
 use civicbus_core::ports::{Destination, OutboundMessage, PortError, PortErrorKind, Publisher};
 use civicbus_core::tenant::check_claimed_tenant;
@@ -49,7 +49,8 @@ pub enum IngestError {
     Invalid(EnvelopeError),
     /// An event is larger than the limit.
     #[error(
-        "{field}: event is {size} bytes encoded, over the limit of {limit}; send large documents by reference (the `dataref` extension)"
+        "{}event is {size} bytes encoded, over the limit of {limit}; send large documents by reference (the `dataref` extension)",
+        field_prefix(.field)
     )]
     TooLarge {
         /// Which event (`[i]` in a batch, empty for one event).
@@ -65,6 +66,14 @@ pub enum IngestError {
     /// RabbitMQ refused the publish.
     #[error("{0}")]
     Rejected(PortError),
+}
+
+fn field_prefix(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
 }
 
 impl From<PortError> for IngestError {
@@ -94,42 +103,73 @@ impl Ingest {
     }
 
     /// Stamp and encode events for the events exchange, refusing any that claims another
-    /// tenant or is too large. `batch` says whether errors name a batch position.
+    /// tenant, carries an invalid `traceparent`, cannot travel on RabbitMQ (routing key or
+    /// header names over 255 bytes, attribute headers over [`MAX_HEADER_BYTES`]) or is too
+    /// large. `batch` says whether errors name a batch position.
     pub fn prepare(
         &self,
         events: Vec<CloudEvent>,
         who: Submitter<'_>,
         batch: bool,
     ) -> Result<Vec<(Destination, OutboundMessage)>, IngestError> {
+        // The request's trace context is checked once, whether or not an event uses it:
+        // the same header must not be accepted or refused depending on the payload.
+        if let Some(tp) = who.traceparent
+            && !valid_traceparent(tp)
+        {
+            return Err(IngestError::Invalid(EnvelopeError::new(
+                EnvelopeErrorKind::InvalidAttribute,
+                HEADER_TRACEPARENT,
+                "not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>); fix or omit the header",
+            )));
+        }
         let received_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let mut out = Vec::with_capacity(events.len());
         for (i, mut ev) in events.into_iter().enumerate() {
             let at = |e: EnvelopeError| if batch { e.at_index(i) } else { e };
-            check_claimed_tenant(ev.tenant(), who.tenant)
+            // Any claimed tenant counts, whatever its JSON type (`"tenant": 7` is a claim too).
+            let claimed = ev.extensions.get(TENANT_EXTENSION).map(|v| v.as_string());
+            check_claimed_tenant(claimed.as_deref(), who.tenant)
                 .map_err(|e| IngestError::Invalid(at(e)))?;
             ev.set_tenant(who.tenant);
-            if let Some(tp) = who.traceparent
-                && !ev.extensions.contains_key("traceparent")
-            {
-                if !valid_traceparent(tp) {
-                    return Err(IngestError::Invalid(EnvelopeError::new(
+            match ev.extensions.get(TRACEPARENT_EXTENSION) {
+                Some(ExtensionValue::String(tp)) if valid_traceparent(tp) => {}
+                Some(_) => {
+                    return Err(IngestError::Invalid(at(EnvelopeError::new(
                         EnvelopeErrorKind::InvalidAttribute,
-                        "traceparent",
-                        "not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>); fix or omit the header",
-                    )));
+                        TRACEPARENT_EXTENSION,
+                        "the event's `traceparent` is not a W3C traceparent string (00-<32 hex>-<16 hex>-<2 hex>); fix or omit it",
+                    ))));
                 }
-                ev.extensions
-                    .insert("traceparent".into(), ExtensionValue::String(tp.to_string()));
+                None => {
+                    if let Some(tp) = who.traceparent {
+                        ev.extensions.insert(
+                            TRACEPARENT_EXTENSION.into(),
+                            ExtensionValue::String(tp.to_string()),
+                        );
+                    }
+                }
             }
             let mut headers = vec![
                 (HEADER_ACTOR.to_string(), who.actor.to_string()),
                 (HEADER_RECEIVED_AT.to_string(), received_at.clone()),
             ];
-            if let Some(ExtensionValue::String(tp)) = ev.extensions.get("traceparent") {
+            if let Some(ExtensionValue::String(tp)) = ev.extensions.get(TRACEPARENT_EXTENSION) {
                 headers.push((HEADER_TRACEPARENT.to_string(), tp.clone()));
             }
             let routing_key = format!("{}.{}", who.tenant, ev.ty);
+            if routing_key.len() > AMQP_SHORT_STRING {
+                return Err(IngestError::Invalid(at(EnvelopeError::new(
+                    EnvelopeErrorKind::InvalidAttribute,
+                    "type",
+                    format!(
+                        "`type` is {} bytes long; with the tenant it must fit a RabbitMQ routing key ({AMQP_SHORT_STRING} bytes); use a shorter reverse-DNS type",
+                        ev.ty.len()
+                    ),
+                ))));
+            }
             let msg = wire::to_amqp(&ev, headers);
+            check_headers(&msg.headers).map_err(|e| IngestError::Invalid(at(e)))?;
             if msg.body.len() > self.limits.max_event_bytes {
                 return Err(IngestError::TooLarge {
                     field: if batch {
@@ -160,6 +200,55 @@ impl Ingest {
         }
         Ok(n)
     }
+}
+
+/// The CloudEvents distributed-tracing extension carrying the W3C trace context.
+const TRACEPARENT_EXTENSION: &str = "traceparent";
+
+/// Longest AMQP short string (routing keys, header names), in bytes.
+const AMQP_SHORT_STRING: usize = 255;
+
+/// Most bytes of headers (names and values) one event may carry on RabbitMQ. Attributes
+/// are copied to headers, and AMQP 0-9-1 sends all headers in one frame (RabbitMQ's
+/// default `frame_max` is 128 KiB): a larger header table makes RabbitMQ close the
+/// connection, which no retry can fix.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Refuse headers RabbitMQ cannot carry, naming the attribute at fault.
+fn check_headers(headers: &[(String, String)]) -> Result<(), EnvelopeError> {
+    let attribute = |name: &str| {
+        name.strip_prefix(wire::AMQP_HEADER_PREFIX)
+            .unwrap_or(name)
+            .to_string()
+    };
+    if let Some((name, _)) = headers.iter().find(|(n, _)| n.len() > AMQP_SHORT_STRING) {
+        return Err(EnvelopeError::new(
+            EnvelopeErrorKind::InvalidAttribute,
+            attribute(name),
+            format!(
+                "the attribute name is {} bytes long; it travels as a RabbitMQ header name, which allows at most {} bytes with the `{}` prefix; use a shorter name",
+                attribute(name).len(),
+                AMQP_SHORT_STRING,
+                wire::AMQP_HEADER_PREFIX
+            ),
+        ));
+    }
+    let total: usize = headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if total > MAX_HEADER_BYTES {
+        let largest = headers
+            .iter()
+            .max_by_key(|(n, v)| n.len() + v.len())
+            .map(|(n, _)| attribute(n))
+            .unwrap_or_default();
+        return Err(EnvelopeError::new(
+            EnvelopeErrorKind::TooLarge,
+            largest,
+            format!(
+                "the event's attributes take {total} bytes as RabbitMQ headers, over the limit of {MAX_HEADER_BYTES}; keep attributes short and put large values in `data`"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `s` has the shape of a W3C `traceparent` header.

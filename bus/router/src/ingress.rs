@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use civicbus_core::ports::{EventStore, InboundMessage};
 use civicbus_core::wire;
@@ -21,6 +22,7 @@ pub struct IngressWorker {
     ingest: Arc<Ingest>,
     store: Arc<dyn EventStore>,
     users: BTreeMap<String, String>,
+    infra_backoff: Duration,
 }
 
 impl IngressWorker {
@@ -34,7 +36,15 @@ impl IngressWorker {
             ingest,
             store,
             users,
+            infra_backoff: consumer::INFRA_BACKOFF,
         }
+    }
+
+    /// How long to hold a message before handing it back when RabbitMQ or the store is
+    /// failing (default [`consumer::INFRA_BACKOFF`]).
+    pub fn with_infra_backoff(mut self, backoff: Duration) -> Self {
+        self.infra_backoff = backoff;
+        self
     }
 
     /// Process one message: publish it to the events exchange, or quarantine it.
@@ -76,9 +86,10 @@ impl IngressWorker {
                     .await
             }
             Err(e) => {
-                consumer::requeue_later(
+                consumer::requeue_after(
                     &msg,
                     &format!("cannot publish to the events exchange: {e}"),
+                    self.infra_backoff,
                 )
                 .await
             }
@@ -98,6 +109,14 @@ impl IngressWorker {
             field: field.to_string(),
             message: message.to_string(),
         };
-        quarantine_and_ack(self.store.as_ref(), msg, tenant, "amqp", reason).await;
+        quarantine_and_ack(
+            self.store.as_ref(),
+            msg,
+            tenant,
+            "amqp",
+            reason,
+            self.infra_backoff,
+        )
+        .await;
     }
 }

@@ -1,5 +1,7 @@
 //! Building quarantine records: inputs the bus could not accept, kept with the reason.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use civicbus_core::ports::{EventStore, InboundMessage, QuarantineRecord};
 
@@ -46,13 +48,15 @@ pub fn record_for(
     }
 }
 
-/// Quarantine `msg` and ack it; if the store cannot take it, hand it back for later.
+/// Quarantine `msg` and ack it; if the store cannot take it, hand it back after
+/// `backoff` (normally [`consumer::INFRA_BACKOFF`]).
 pub async fn quarantine_and_ack(
     store: &dyn EventStore,
     msg: &InboundMessage,
     tenant: Option<&str>,
     transport: &str,
     reason: Reason,
+    backoff: Duration,
 ) {
     let record = record_for(msg, tenant, transport, &reason);
     tracing::warn!(
@@ -64,6 +68,8 @@ pub async fn quarantine_and_ack(
     );
     match store.quarantine(&record).await {
         Ok(()) => consumer::ack(msg).await,
-        Err(e) => consumer::requeue_later(msg, &format!("store cannot quarantine: {e}")).await,
+        Err(e) => {
+            consumer::requeue_after(msg, &format!("store cannot quarantine: {e}"), backoff).await
+        }
     }
 }

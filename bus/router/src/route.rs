@@ -2,6 +2,7 @@
 //! match on the subscription's queue, and only then acknowledge the source message.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use civicbus_core::binding::ParseLimits;
@@ -21,6 +22,7 @@ pub struct RouteWorker {
     store: Arc<dyn EventStore>,
     publisher: Arc<dyn Publisher>,
     limits: ParseLimits,
+    infra_backoff: Duration,
 }
 
 impl RouteWorker {
@@ -36,7 +38,15 @@ impl RouteWorker {
             store,
             publisher,
             limits,
+            infra_backoff: consumer::INFRA_BACKOFF,
         }
+    }
+
+    /// How long to hold a message before handing it back when RabbitMQ or the store is
+    /// failing (default [`consumer::INFRA_BACKOFF`]).
+    pub fn with_infra_backoff(mut self, backoff: Duration) -> Self {
+        self.infra_backoff = backoff;
+        self
     }
 
     /// Route one event. Settles the message: ack after the archive committed and every
@@ -53,7 +63,7 @@ impl RouteWorker {
                         e.message
                     ),
                 };
-                return quarantine_and_ack(self.store.as_ref(), &msg, None, "events", reason).await;
+                return self.quarantine(&msg, reason).await;
             }
         };
         let Some(tenant) = event.tenant().map(str::to_string) else {
@@ -62,7 +72,7 @@ impl RouteWorker {
                 field: "tenant".into(),
                 message: "an event on the events exchange has no tenant; publish through the API or the ingress exchange".into(),
             };
-            return quarantine_and_ack(self.store.as_ref(), &msg, None, "events", reason).await;
+            return self.quarantine(&msg, reason).await;
         };
         let received_at = msg
             .header(HEADER_RECEIVED_AT)
@@ -79,7 +89,12 @@ impl RouteWorker {
             actor,
         };
         if let Err(e) = self.store.archive(&archived, &keys).await {
-            return consumer::requeue_later(&msg, &format!("store cannot archive: {e}")).await;
+            return consumer::requeue_after(
+                &msg,
+                &format!("store cannot archive: {e}"),
+                self.infra_backoff,
+            )
+            .await;
         }
         if !keys.is_empty() {
             let traceparent = msg.header(HEADER_TRACEPARENT).map(str::to_string);
@@ -98,8 +113,12 @@ impl RouteWorker {
                 })
                 .collect();
             if let Err(e) = self.publisher.publish_confirmed(deliveries).await {
-                return consumer::requeue_later(&msg, &format!("cannot enqueue deliveries: {e}"))
-                    .await;
+                return consumer::requeue_after(
+                    &msg,
+                    &format!("cannot enqueue deliveries: {e}"),
+                    self.infra_backoff,
+                )
+                .await;
             }
         }
         tracing::debug!(
@@ -109,5 +128,17 @@ impl RouteWorker {
             "event routed"
         );
         consumer::ack(&msg).await;
+    }
+
+    async fn quarantine(&self, msg: &InboundMessage, reason: Reason) {
+        quarantine_and_ack(
+            self.store.as_ref(),
+            msg,
+            None,
+            "events",
+            reason,
+            self.infra_backoff,
+        )
+        .await;
     }
 }

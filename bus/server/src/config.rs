@@ -16,6 +16,7 @@ use civicbus_core::subscription::{AmqpSinkSpec, HttpMode, SinkSpec, Subscription
 use civicbus_core::tenant::{Audience, SharingRule, validate_name};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_path_to_error::Segment;
 
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "CIVICBUS_";
@@ -296,9 +297,10 @@ impl fmt::Display for ConfigProblem {
 /// The result of loading: the config when it deserialised, and every problem found.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
-    /// The configuration (`None` if a section could not be read).
+    /// The configuration (`None` if any part of it could not be read).
     pub config: Option<Config>,
-    /// Errors and warnings, in document order.
+    /// Errors and warnings: first those found reading each section (in key order), then
+    /// those found checking what the sections mean.
     pub problems: Vec<ConfigProblem>,
 }
 
@@ -314,6 +316,14 @@ fn problem(path: impl Into<String>, message: impl Into<String>) -> ConfigProblem
         path: path.into(),
         message: message.into(),
         warning: false,
+    }
+}
+
+fn warning(path: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
+    ConfigProblem {
+        path: path.into(),
+        message: message.into(),
+        warning: true,
     }
 }
 
@@ -336,8 +346,10 @@ pub fn load_file(path: &Path, env: &BTreeMap<String, String>) -> Loaded {
 }
 
 /// Load a configuration from TOML text, apply overrides from `env`, and check it.
+///
+/// Every problem is reported, not just the first: a key that cannot be read is reported
+/// and set aside, and the rest of its section is still read and checked.
 pub fn load_str(text: &str, env: &BTreeMap<String, String>) -> Loaded {
-    let mut problems = Vec::new();
     let mut root: toml::Table = match text.parse() {
         Ok(t) => t,
         Err(e) => {
@@ -347,100 +359,234 @@ pub fn load_str(text: &str, env: &BTreeMap<String, String>) -> Loaded {
             };
         }
     };
-    apply_env_overrides(&mut root, env, &mut problems);
+    let mut reader = Reader::default();
+    let from_env = apply_env_overrides(&mut root, env, &mut reader.problems);
 
     let mut config = Config::default();
-    let mut ok = true;
+    let mut index = DocIndex::default();
     for (key, value) in root {
-        let path = key.clone();
         match key.as_str() {
-            "api" => ok &= section(value, &path, &mut config.api, &mut problems),
-            "broker" => ok &= section(value, &path, &mut config.broker, &mut problems),
-            "store" => ok &= section(value, &path, &mut config.store, &mut problems),
-            "limits" => ok &= section(value, &path, &mut config.limits, &mut problems),
-            "delivery" => ok &= section(value, &path, &mut config.delivery, &mut problems),
-            "tenants" => ok &= array(value, &path, &mut config.tenants, &mut problems),
-            "subscriptions" => ok &= array(value, &path, &mut config.subscriptions, &mut problems),
+            "api" => reader.section(value, &key, &mut config.api),
+            "broker" => reader.section(value, &key, &mut config.broker),
+            "store" => reader.section(value, &key, &mut config.store),
+            "limits" => reader.section(value, &key, &mut config.limits),
+            "delivery" => reader.section(value, &key, &mut config.delivery),
+            "tenants" => {
+                index.declared_tenants = declared_ids(&value);
+                reader.array(value, &key, &mut config.tenants, &mut index.tenants);
+            }
+            "subscriptions" => reader.array(
+                value,
+                &key,
+                &mut config.subscriptions,
+                &mut index.subscriptions,
+            ),
             other => {
-                ok = false;
-                problems.push(problem(
+                reader.failed = true;
+                reader.problems.push(problem(
                     other,
                     "unknown section; expected one of api, broker, store, limits, delivery, tenants, subscriptions",
                 ));
             }
         }
     }
-    problems.extend(check(&config, env));
+    let meaning = check_indexed(&config, env, &index);
+    let Reader {
+        mut problems,
+        removed,
+        failed,
+    } = reader;
+    problems.extend(
+        meaning
+            .into_iter()
+            .filter(|p| !follows_from_removal(p, &removed)),
+    );
+    for p in &mut problems {
+        if let Some(var) = from_env.get(&p.path) {
+            p.message.push_str(&format!(
+                " (the value comes from the environment variable {var})"
+            ));
+        }
+    }
     Loaded {
-        config: ok.then_some(config),
+        config: (!failed).then_some(config),
         problems,
     }
 }
 
-fn deserialize<T: DeserializeOwned>(value: toml::Value, path: &str) -> Result<T, ConfigProblem> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let inner = e.path().to_string();
-        let full = if inner == "." || inner.is_empty() {
-            path.to_string()
-        } else {
-            format!("{path}.{inner}")
-        };
-        problem(full, e.into_inner().to_string())
-    })
+/// Most problems reported for one section or array element before giving up on it.
+const MAX_PROBLEMS_PER_VALUE: usize = 64;
+
+/// Where each deserialised tenant and subscription sits in the document (an element that
+/// could not be read is left out of the config, so positions differ), and every tenant id
+/// the document declares, read or not.
+#[derive(Debug, Default)]
+struct DocIndex {
+    tenants: Vec<usize>,
+    subscriptions: Vec<usize>,
+    declared_tenants: HashSet<String>,
 }
 
-fn section<T: DeserializeOwned>(
-    value: toml::Value,
-    path: &str,
-    slot: &mut T,
-    problems: &mut Vec<ConfigProblem>,
-) -> bool {
-    match deserialize(value, path) {
-        Ok(v) => {
-            *slot = v;
-            true
-        }
-        Err(p) => {
-            problems.push(p);
-            false
-        }
+impl DocIndex {
+    fn tenant(&self, i: usize) -> usize {
+        self.tenants.get(i).copied().unwrap_or(i)
+    }
+
+    fn subscription(&self, i: usize) -> usize {
+        self.subscriptions.get(i).copied().unwrap_or(i)
     }
 }
 
-fn array<T: DeserializeOwned>(
-    value: toml::Value,
-    path: &str,
-    slot: &mut Vec<T>,
-    problems: &mut Vec<ConfigProblem>,
-) -> bool {
-    let toml::Value::Array(items) = value else {
-        problems.push(problem(
-            path,
-            format!("must be an array of tables: write [[{path}]] blocks"),
-        ));
-        return false;
-    };
-    let mut ok = true;
-    for (i, item) in items.into_iter().enumerate() {
-        match deserialize(item, &format!("{path}[{i}]")) {
-            Ok(v) => slot.push(v),
-            Err(p) => {
-                ok = false;
-                problems.push(p);
+/// The `id` strings of a `tenants` array, whether or not the rest of each tenant reads.
+fn declared_ids(value: &toml::Value) -> HashSet<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("id")?.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Deserialises sections, collecting every problem.
+#[derive(Debug, Default)]
+struct Reader {
+    problems: Vec<ConfigProblem>,
+    /// Key paths that could not be read and were set aside so the rest could be.
+    removed: Vec<String>,
+    /// Whether anything could not be read.
+    failed: bool,
+}
+
+impl Reader {
+    fn section<T: DeserializeOwned>(&mut self, value: toml::Value, path: &str, slot: &mut T) {
+        if let Some(v) = self.read(value, path) {
+            *slot = v;
+        }
+    }
+
+    fn array<T: DeserializeOwned>(
+        &mut self,
+        value: toml::Value,
+        path: &str,
+        slot: &mut Vec<T>,
+        positions: &mut Vec<usize>,
+    ) {
+        let toml::Value::Array(items) = value else {
+            self.failed = true;
+            self.problems.push(problem(
+                path,
+                format!("must be an array of tables: write [[{path}]] blocks"),
+            ));
+            return;
+        };
+        for (i, item) in items.into_iter().enumerate() {
+            if let Some(v) = self.read(item, &format!("{path}[{i}]")) {
+                slot.push(v);
+                positions.push(i);
             }
         }
     }
-    ok
+
+    /// Deserialise `value`, found at `path`. When a key is at fault, report it, set it
+    /// aside and read the rest again, so one pass reports every bad key.
+    fn read<T: DeserializeOwned>(&mut self, mut value: toml::Value, path: &str) -> Option<T> {
+        // (table path, key) of the key set aside last.
+        let mut set_aside: Option<(String, String)> = None;
+        for _ in 0..MAX_PROBLEMS_PER_VALUE {
+            let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(v) => return Some(v),
+                Err(e) => e,
+            };
+            self.failed = true;
+            let at = join_path(path, &err.path().to_string());
+            let message = err.inner().message().trim().to_string();
+            // Setting aside a required key makes it missing: the problem is already told.
+            if let Some((table, key)) = &set_aside
+                && *table == at
+                && message == format!("missing field `{key}`")
+            {
+                return None;
+            }
+            self.problems.push(problem(at, message));
+            let segments: Vec<&Segment> = err.path().iter().collect();
+            let (table, key) = remove_key(&mut value, &segments)?;
+            let table = join_path(path, &table);
+            self.removed.push(join_path(&table, &key));
+            set_aside = Some((table, key));
+        }
+        None
+    }
+}
+
+/// `base` followed by the relative path `rel` (`.` or empty for `base` itself).
+fn join_path(base: &str, rel: &str) -> String {
+    if rel.is_empty() || rel == "." {
+        base.to_string()
+    } else if base.is_empty() {
+        rel.to_string()
+    } else if rel.starts_with('[') {
+        format!("{base}{rel}")
+    } else {
+        format!("{base}.{rel}")
+    }
+}
+
+/// Remove the innermost table key named by `segments` from `value`. Returns the path of
+/// the table it was in (relative to `value`) and the key; `None` if no key can be removed.
+fn remove_key(value: &mut toml::Value, segments: &[&Segment]) -> Option<(String, String)> {
+    let last = segments
+        .iter()
+        .rposition(|s| matches!(s, Segment::Map { .. }))?;
+    let Segment::Map { key } = segments[last] else {
+        return None;
+    };
+    let mut here = value;
+    let mut table = String::new();
+    for segment in &segments[..last] {
+        here = match segment {
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                table = join_path(&table, key);
+                here.as_table_mut()?.get_mut(key)?
+            }
+            Segment::Seq { index } => {
+                table = format!("{table}[{index}]");
+                here.as_array_mut()?.get_mut(*index)?
+            }
+            _ => return None,
+        };
+    }
+    here.as_table_mut()?.remove(key)?;
+    Some((table, key.clone()))
+}
+
+/// Whether a problem of meaning only follows from a key that was set aside because it
+/// could not be read (e.g. "set one of `sha256` or `env`" after a `sha256` that is not a
+/// string): the reading problem already says what to fix.
+fn follows_from_removal(p: &ConfigProblem, removed: &[String]) -> bool {
+    removed.iter().any(|r| {
+        p.path == *r
+            || p.path
+                .strip_prefix(r.as_str())
+                .is_some_and(|rest| rest.starts_with(['.', '[']))
+            || r.rsplit_once('.').is_some_and(|(table, key)| {
+                table == p.path && ["sha256", "env", "webhook", "amqp"].contains(&key)
+            })
+    })
 }
 
 /// Apply `CIVICBUS_<SECTION>_<KEY>=value` overrides (e.g. `CIVICBUS_BROKER_URL`,
-/// `CIVICBUS_API_LISTEN`, `CIVICBUS_LIMITS_MAX_JSON_DEPTH`). Values that parse as TOML
-/// integers or booleans are taken as such, anything else as a string.
+/// `CIVICBUS_API_LISTEN`, `CIVICBUS_LIMITS_MAX_JSON_DEPTH`) to the sections `api`,
+/// `broker`, `store`, `limits` and `delivery`; other `CIVICBUS_*` variables are left
+/// alone. A value is taken as the type the key's default has (so `CIVICBUS_BROKER_PREFIX=2024`
+/// stays a string); one that does not parse as that type stays a string and is reported
+/// with the key. Returns the key paths set, each with the variable that set it.
 pub fn apply_env_overrides(
     root: &mut toml::Table,
     env: &BTreeMap<String, String>,
     problems: &mut Vec<ConfigProblem>,
-) {
+) -> BTreeMap<String, String> {
+    let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let mut applied = BTreeMap::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
@@ -449,7 +595,7 @@ pub fn apply_env_overrides(
         let Some((section, key)) = lower.split_once('_') else {
             continue;
         };
-        if !OVERRIDABLE_SECTIONS.contains(&section) {
+        if !OVERRIDABLE_SECTIONS.contains(&section) || key.is_empty() {
             continue;
         }
         let table = root
@@ -462,19 +608,55 @@ pub fn apply_env_overrides(
             ));
             continue;
         };
-        let parsed = if let Ok(i) = value.parse::<i64>() {
-            toml::Value::Integer(i)
-        } else if let Ok(b) = value.parse::<bool>() {
-            toml::Value::Boolean(b)
-        } else {
-            toml::Value::String(value.clone())
-        };
-        table.insert(key.to_string(), parsed);
+        let default = defaults.get(section).and_then(|s| s.get(key));
+        table.insert(key.to_string(), env_value(value, default));
+        applied.insert(format!("{section}.{key}"), name.clone());
+    }
+    applied
+}
+
+/// An environment variable's value as the TOML type of `default`.
+fn env_value(value: &str, default: Option<&toml::Value>) -> toml::Value {
+    let string = || toml::Value::String(value.to_string());
+    match default {
+        Some(toml::Value::Integer(_)) => value
+            .trim()
+            .parse::<i64>()
+            .map_or_else(|_| string(), toml::Value::Integer),
+        Some(toml::Value::Boolean(_)) => value
+            .trim()
+            .parse::<bool>()
+            .map_or_else(|_| string(), toml::Value::Boolean),
+        Some(_) => string(),
+        // Not a key (reported as unknown): take it as what it looks like.
+        None => {
+            if let Ok(i) = value.parse::<i64>() {
+                toml::Value::Integer(i)
+            } else if let Ok(b) = value.parse::<bool>() {
+                toml::Value::Boolean(b)
+            } else {
+                string()
+            }
+        }
     }
 }
 
 /// Check the meaning of a deserialised configuration.
 pub fn check(config: &Config, env: &BTreeMap<String, String>) -> Vec<ConfigProblem> {
+    let index = DocIndex {
+        tenants: (0..config.tenants.len()).collect(),
+        subscriptions: (0..config.subscriptions.len()).collect(),
+        declared_tenants: config.tenants.iter().map(|t| t.id.clone()).collect(),
+    };
+    check_indexed(config, env, &index)
+}
+
+/// [`check`], naming tenants and subscriptions by their place in the document.
+fn check_indexed(
+    config: &Config,
+    env: &BTreeMap<String, String>,
+    index: &DocIndex,
+) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
     if !(config.store.url.starts_with("sqlite:")
         || config.store.url.starts_with("postgres://")
@@ -539,10 +721,11 @@ pub fn check(config: &Config, env: &BTreeMap<String, String>) -> Vec<ConfigProbl
     }
 
     let mut tenant_ids = HashSet::new();
+    let is_tenant = |id: &str| index.declared_tenants.contains(id);
     let mut amqp_users: BTreeMap<&str, &str> = BTreeMap::new();
     let mut token_hashes = HashSet::new();
     for (i, t) in config.tenants.iter().enumerate() {
-        let p = format!("tenants[{i}]");
+        let p = format!("tenants[{}]", index.tenant(i));
         if let Err(m) = validate_name("tenant id", &t.id) {
             out.push(problem(format!("{p}.id"), m));
         }
@@ -583,25 +766,39 @@ pub fn check(config: &Config, env: &BTreeMap<String, String>) -> Vec<ConfigProbl
                         ));
                     }
                 }
-                (None, Some(var)) => {
-                    if env.get(var).is_none_or(|v| v.is_empty()) {
-                        out.push(ConfigProblem {
-                            path: format!("{tp}.env"),
-                            message: format!("environment variable {var} is not set; this token will not work until it is"),
-                            warning: true,
-                        });
+                (None, Some(var)) => match env.get(var).filter(|v| !v.is_empty()) {
+                    None => out.push(warning(
+                        format!("{tp}.env"),
+                        format!("environment variable {var} is not set; this token will not work until it is"),
+                    )),
+                    // Two credentials with one token would authenticate as only one of them.
+                    Some(token) => {
+                        if !token_hashes.insert(hex::encode(token_hash(token))) {
+                            out.push(problem(
+                                format!("{tp}.env"),
+                                format!("{var} holds the same token as another credential; give each credential its own token"),
+                            ));
+                        }
                     }
-                }
+                },
             }
         }
     }
     for (i, t) in config.tenants.iter().enumerate() {
         for (j, s) in t.shares.iter().enumerate() {
-            let sp = format!("tenants[{i}].shares[{j}]");
-            if s.type_prefix.is_empty() {
+            let sp = format!("tenants[{}].shares[{j}]", index.tenant(i));
+            let prefix = &s.type_prefix;
+            if prefix.is_empty() {
                 out.push(problem(
                     format!("{sp}.type_prefix"),
                     "must not be empty: name the shared types, e.g. \"ca.haliburton.gis.\"",
+                ));
+            } else if !prefix.ends_with('.') {
+                out.push(warning(
+                    format!("{sp}.type_prefix"),
+                    format!(
+                        "`{prefix}` does not end with '.', so it also shares every type that merely starts with it, such as `{prefix}archive.…`; write `{prefix}.` to share one namespace"
+                    ),
                 ));
             }
             if s.with.is_empty() {
@@ -611,7 +808,7 @@ pub fn check(config: &Config, env: &BTreeMap<String, String>) -> Vec<ConfigProbl
                 ));
             }
             for (k, w) in s.with.iter().enumerate() {
-                if w != "*" && !tenant_ids.contains(w.as_str()) {
+                if w != "*" && !is_tenant(w) {
                     out.push(problem(
                         format!("{sp}.with[{k}]"),
                         format!("no tenant `{w}` is defined"),
@@ -623,11 +820,11 @@ pub fn check(config: &Config, env: &BTreeMap<String, String>) -> Vec<ConfigProbl
 
     let mut sub_keys = HashSet::new();
     for (i, s) in config.subscriptions.iter().enumerate() {
-        let p = format!("subscriptions[{i}]");
+        let p = format!("subscriptions[{}]", index.subscription(i));
         if let Err(m) = validate_name("subscription id", &s.id) {
             out.push(problem(format!("{p}.id"), m));
         }
-        if !tenant_ids.contains(s.tenant.as_str()) {
+        if !is_tenant(&s.tenant) {
             out.push(problem(
                 format!("{p}.tenant"),
                 format!("no tenant `{}` is defined in [[tenants]]", s.tenant),
@@ -654,20 +851,22 @@ pub fn check(config: &Config, env: &BTreeMap<String, String>) -> Vec<ConfigProbl
                 out.push(problem(path, msg));
             }
         }
-        match (&s.webhook, &s.amqp) {
-            (Some(_), Some(_)) | (None, None) => out.push(problem(
+        if s.webhook.is_some() == s.amqp.is_some() {
+            out.push(problem(
                 p.clone(),
                 "set exactly one sink: [subscriptions.webhook] or [subscriptions.amqp]",
-            )),
-            (Some(w), None) => out.extend(check_webhook(w, &format!("{p}.webhook"), env)),
-            (None, Some(a)) => {
-                if a.routing_key.as_deref().is_some_and(|k| k.len() > 255) {
-                    out.push(problem(
-                        format!("{p}.amqp.routing_key"),
-                        "is longer than 255 bytes",
-                    ));
-                }
-            }
+            ));
+        }
+        if let Some(w) = &s.webhook {
+            out.extend(check_webhook(w, &format!("{p}.webhook"), env));
+        }
+        if let Some(a) = &s.amqp
+            && a.routing_key.as_deref().is_some_and(|k| k.len() > 255)
+        {
+            out.push(problem(
+                format!("{p}.amqp.routing_key"),
+                "is longer than 255 bytes",
+            ));
         }
     }
     out
@@ -697,13 +896,12 @@ fn check_webhook(w: &WebhookConfig, p: &str, env: &BTreeMap<String, String>) -> 
     }
     for (i, var) in w.secrets_env.iter().enumerate() {
         match env.get(var) {
-            None => out.push(ConfigProblem {
-                path: format!("{p}.secrets_env[{i}]"),
-                message: format!(
+            None => out.push(warning(
+                format!("{p}.secrets_env[{i}]"),
+                format!(
                     "environment variable {var} is not set; deliveries cannot be signed with it"
                 ),
-                warning: true,
-            }),
+            )),
             Some(s) => {
                 if let Err(m) = civicbus_webhook::validate_secret(s) {
                     out.push(problem(
@@ -715,11 +913,10 @@ fn check_webhook(w: &WebhookConfig, p: &str, env: &BTreeMap<String, String>) -> 
         }
     }
     if w.secrets.is_empty() && w.secrets_env.is_empty() {
-        out.push(ConfigProblem {
-            path: format!("{p}.secrets"),
-            message: "no signing secret: the subscriber cannot verify deliveries; add a whsec_ secret (`civicbus token generate --secret`)".into(),
-            warning: true,
-        });
+        out.push(warning(
+            format!("{p}.secrets"),
+            "no signing secret: the subscriber cannot verify deliveries; add a whsec_ secret (`civicbus token generate --secret`)",
+        ));
     }
     if w.timeout.is_some_and(|t| t.is_zero()) {
         out.push(problem(format!("{p}.timeout"), "must be longer than 0s"));

@@ -35,6 +35,10 @@ pub struct Received {
     pub event: Option<CloudEvent>,
     /// `traceparent` header, if any.
     pub traceparent: Option<String>,
+    /// Every request header, as received.
+    pub headers: HeaderMap,
+    /// The request body, as received.
+    pub body: Bytes,
 }
 
 #[derive(Clone)]
@@ -163,6 +167,8 @@ async fn receive(State(st): State<SimState>, headers: HeaderMap, body: Bytes) ->
         mode: if structured { "structured" } else { "binary" },
         event,
         traceparent: header("traceparent"),
+        headers: headers.clone(),
+        body: body.clone(),
     };
     let answer = st.answer.load(Ordering::SeqCst);
     if let Ok(mut r) = st.received.lock() {

@@ -14,6 +14,8 @@ pub mod audit;
 mod error;
 mod rows;
 mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod url;
 
 pub use audit::{AuditBreak, AuditBreakKind, AuditVerification, audit_hash};

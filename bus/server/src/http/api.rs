@@ -104,14 +104,13 @@ fn authenticate<'a>(st: &'a ApiState, headers: &HeaderMap) -> Result<&'a Princip
             "no Authorization header; send `Authorization: Bearer <token>` with your tenant's API token",
         ));
     };
+    // The scheme is case-insensitive (RFC 9110 section 11.1).
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
         return Err(Problem::unauthorized(
@@ -135,8 +134,13 @@ fn envelope_problem(e: &EnvelopeError) -> Problem {
         civicbus_core::EnvelopeErrorKind::InvalidBatch => "Invalid batch",
         civicbus_core::EnvelopeErrorKind::TooLarge => "Too large",
     };
-    Problem::new(StatusCode::BAD_REQUEST, e.kind.slug(), title, e.to_string())
-        .with_field(e.field.clone(), e.message.clone())
+    let problem = Problem::new(StatusCode::BAD_REQUEST, e.kind.slug(), title, e.to_string());
+    // A problem with the body as a whole (malformed JSON, too deep) names no field.
+    if e.field.is_empty() {
+        problem
+    } else {
+        problem.with_field(e.field.clone(), e.message.clone())
+    }
 }
 
 fn media_essence(headers: &HeaderMap) -> Option<String> {
@@ -258,13 +262,26 @@ async fn ingest_request(st: &ApiState, headers: &HeaderMap, body: Body) -> Resul
     match submitted {
         Ok(Ok(n)) => Ok(n),
         Ok(Err(IngestError::Invalid(e))) => Err(envelope_problem(&e)),
-        Ok(Err(e @ IngestError::TooLarge { .. })) => {
-            let field = match &e {
-                IngestError::TooLarge { field, .. } => field.clone(),
-                _ => String::new(),
+        Ok(Err(IngestError::TooLarge { field, size, limit })) => {
+            let what = if field.is_empty() {
+                "the event".to_string()
+            } else {
+                format!("event {field}")
             };
-            Err(Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Event too large", e.to_string())
-                .with_field(field, "over limits.max_event_bytes"))
+            let problem = Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Event too large",
+                format!(
+                    "{what} is {size} bytes encoded, over the limit of {limit} (limits.max_event_bytes); send large documents by reference (the `dataref` extension)"
+                ),
+            );
+            // In a batch, name the event at fault.
+            if field.is_empty() {
+                Err(problem)
+            } else {
+                Err(problem.with_field(field, "over limits.max_event_bytes"))
+            }
         }
         Ok(Err(e @ (IngestError::Unavailable(_) | IngestError::Rejected(_)))) => {
             tracing::warn!(error = %e, tenant = %principal.tenant, "ingest could not publish");
@@ -281,8 +298,8 @@ async fn ingest_request(st: &ApiState, headers: &HeaderMap, body: Body) -> Resul
             "broker-timeout",
             "Message broker did not confirm in time",
             format!(
-                "RabbitMQ did not confirm within {}s, so the events were not accepted; retry after the delay (re-sending the same ids is safe)",
-                st.request_timeout.as_secs()
+                "RabbitMQ did not confirm within {} (api.request_timeout), so the events were not accepted; retry after the delay (re-sending the same ids is safe)",
+                humantime::format_duration(st.request_timeout)
             ),
         )
         .retry_after(st.retry_after_seconds)),

@@ -1,0 +1,239 @@
+//! The `civicbus` binary's offline commands: `config example`, `config check` (exit codes
+//! and report), `token generate`, and `--help` everywhere.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use civicbus_server::auth::TokenSet;
+use civicbus_server::config::{self, EXAMPLE};
+
+/// Run `civicbus` with `args` and no `CIVICBUS_*` (or any other) variable set.
+fn civicbus(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_civicbus"))
+        .args(args)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .expect("civicbus runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("temp file writes");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn config_example_prints_the_example() {
+    let o = civicbus(&["config", "example"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), EXAMPLE);
+}
+
+#[test]
+fn config_check_accepts_the_example_with_warnings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "civicbus.toml", EXAMPLE);
+    let o = civicbus(&["config", "check", &file], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("warning: tenants[0].tokens[0].env: environment variable CIVICBUS_TOKEN_COUNTY is not set"),
+        "{out}"
+    );
+    assert!(!out.contains("error:"), "{out}");
+    assert_eq!(out.lines().last(), Some(format!("{file}: ok").as_str()));
+}
+
+#[test]
+fn config_check_reads_the_environment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "civicbus.toml", EXAMPLE);
+    let vars = [
+        ("CIVICBUS_TOKEN_COUNTY", "cbt_1"),
+        ("CIVICBUS_TOKEN_ALGONQUIN_HIGHLANDS", "cbt_2"),
+        ("CIVICBUS_TOKEN_DYSART", "cbt_3"),
+        ("CIVICBUS_TOKEN_HIGHLANDS_EAST", "cbt_4"),
+        ("CIVICBUS_TOKEN_MINDEN_HILLS", "cbt_5"),
+        (
+            "CIVICBUS_SECRET_RECORDS",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
+        (
+            "CIVICBUS_SECRET_FINANCE",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
+        (
+            "CIVICBUS_SECRET_MINDEN_PERMITTING",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
+    ];
+    let o = civicbus(&["config", "check", &file], &vars);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(stdout(&o), format!("{file}: ok\n"));
+
+    // An override from the environment is checked like the file.
+    let o = civicbus(
+        &["config", "check", &file],
+        &[("CIVICBUS_BROKER_URL", "http://mq.example")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("error: broker.url: must be an amqp:// or amqps:// URL"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("CIVICBUS_BROKER_URL"), "{}", stdout(&o));
+}
+
+#[test]
+fn config_check_lists_every_error_and_fails() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = r#"
+[api]
+lissten = "0.0.0.0:8080"
+
+[[tenants]]
+id = "county"
+
+[[subscriptions]]
+id = "gis"
+tenant = "dysart"
+[subscriptions.webhook]
+url = "ftp://gis.example"
+secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+"#;
+    let file = write(dir.path(), "bad.toml", text);
+    let o = civicbus(&["config", "check", &file], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 3, "{out}");
+    for path in [
+        "api.lissten",
+        "subscriptions[0].tenant",
+        "subscriptions[0].webhook.url",
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|l| l.starts_with(&format!("error: {path}: "))),
+            "{path} in {out}"
+        );
+    }
+    assert_eq!(
+        out.lines().last(),
+        Some(format!("{file}: 3 error(s)").as_str())
+    );
+}
+
+#[test]
+fn config_check_of_a_missing_file_says_how_to_make_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("absent.toml");
+    let file = file.to_string_lossy();
+    let o = civicbus(&["config", "check", &file], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("cannot read"), "{out}");
+    assert!(out.contains("civicbus config example >"), "{out}");
+}
+
+#[test]
+fn token_generate_prints_a_token_and_its_hash() {
+    let o = civicbus(&["token", "generate"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} line in {out}"))
+            .to_string()
+    };
+    let token = field("token:");
+    let sha256 = field("sha256:");
+    assert!(token.starts_with("cbt_") && token.len() > 40, "{token}");
+    assert_eq!(sha256, hex::encode(config::token_hash(&token)));
+
+    // The printed configuration line works as printed.
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("tokens = "))
+        .expect("a tokens line");
+    let doc = format!("[[tenants]]\nid = \"dysart\"\n{}\n", line.trim());
+    let l = config::load_str(&doc, &Default::default());
+    assert!(l.problems.is_empty(), "{:?}", l.problems);
+    let resolved = config::resolve(&l.config.expect("config"), &Default::default());
+    let tokens = TokenSet::new(&resolved.tokens);
+    assert_eq!(
+        tokens.authenticate(&token).map(|p| p.tenant.as_str()),
+        Some("dysart")
+    );
+
+    // Each run makes a new token.
+    let again = stdout(&civicbus(&["token", "generate"], &[]));
+    assert!(!again.contains(&token));
+}
+
+#[test]
+fn token_generate_secret_prints_a_valid_signing_secret() {
+    let o = civicbus(&["token", "generate", "--secret"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret:"))
+        .map(str::trim)
+        .expect("a secret line");
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    civicbus_webhook::validate_secret(secret).expect("a valid Standard Webhooks secret");
+}
+
+#[test]
+fn help_works_for_every_command() {
+    for args in [
+        &[][..],
+        &["serve"],
+        &["demo"],
+        &["publish"],
+        &["config"],
+        &["config", "example"],
+        &["config", "check"],
+        &["token"],
+        &["token", "generate"],
+    ] {
+        let mut with_help = args.to_vec();
+        with_help.push("--help");
+        let o = civicbus(&with_help, &[]);
+        assert_eq!(o.status.code(), Some(0), "{with_help:?}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains("Usage: civicbus"), "{with_help:?}: {out}");
+    }
+    let o = civicbus(&["help", "config", "check"], &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = civicbus(&["--version"], &[]);
+    assert!(stdout(&o).starts_with("civicbus "), "{}", stdout(&o));
+}
+
+#[test]
+fn usage_mistakes_exit_2() {
+    for args in [
+        &["frobnicate"][..],
+        &["config"],
+        &["config", "check"],
+        &["token", "generate", "--colour"],
+    ] {
+        let o = civicbus(args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("Usage:"), "{args:?}: {}", stderr(&o));
+    }
+}
