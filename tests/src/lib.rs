@@ -11,10 +11,9 @@ use anyhow::Context as _;
 use civicbus_broker::{Broker, BrokerConsumer, BrokerOptions, Topology};
 use civicbus_core::Filter;
 use civicbus_server::app::{self, RunningBus};
-use civicbus_server::auth::generate_token;
 use civicbus_server::config::{
-    AmqpSinkConfig, Config, ShareConfig, SubscriptionConfig, TenantConfig, TokenConfig,
-    WebhookConfig, WebhookMode, resolve, token_hash,
+    AmqpSinkConfig, Config, ShareConfig, SubscriptionConfig, TenantConfig, WebhookConfig,
+    WebhookMode, resolve,
 };
 use civicbus_store::SqlStore;
 use civicbus_store::testing::{TempPgDatabase, pg_admin_url};
@@ -121,18 +120,7 @@ impl Harness {
         config.delivery.timeout = Duration::from_secs(5);
         let mut tokens = BTreeMap::new();
         for id in TENANTS {
-            let token = generate_token();
-            let mut t = TenantConfig {
-                id: id.into(),
-                name: id.into(),
-                amqp_users: vec![],
-                tokens: vec![TokenConfig {
-                    name: format!("{id}-system"),
-                    sha256: Some(hex::encode(token_hash(&token))),
-                    env: None,
-                }],
-                shares: vec![],
-            };
+            let (mut t, token) = TenantConfig::with_new_token(id, id);
             if id == "county" {
                 t.shares.push(ShareConfig {
                     type_prefix: "ca.haliburton.gis.".into(),

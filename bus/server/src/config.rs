@@ -1037,6 +1037,26 @@ pub fn resolve(config: &Config, env: &BTreeMap<String, String>) -> Resolved {
     }
 }
 
+impl TenantConfig {
+    /// A tenant with one freshly generated API token (named `<id>-system`); returns the
+    /// tenant (holding only the token's hash) and the plain token. For demos and tests.
+    pub fn with_new_token(id: &str, name: &str) -> (TenantConfig, String) {
+        let token = crate::auth::generate_token();
+        let tenant = TenantConfig {
+            id: id.into(),
+            name: name.into(),
+            amqp_users: vec![],
+            tokens: vec![TokenConfig {
+                name: format!("{id}-system"),
+                sha256: Some(hex::encode(token_hash(&token))),
+                env: None,
+            }],
+            shares: vec![],
+        };
+        (tenant, token)
+    }
+}
+
 /// The process environment as a map (only `CIVICBUS_*` and variables named by the config
 /// matter, but all are passed so `env = "…"` may name any variable).
 pub fn process_env() -> BTreeMap<String, String> {

@@ -19,10 +19,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::app;
-use crate::auth::{generate_secret, generate_token};
+use crate::auth::generate_secret;
 use crate::config::{
-    AmqpSinkConfig, Config, ShareConfig, SubscriptionConfig, TenantConfig, TokenConfig,
-    WebhookConfig, WebhookMode, resolve, token_hash,
+    AmqpSinkConfig, Config, ShareConfig, SubscriptionConfig, TenantConfig, WebhookConfig,
+    WebhookMode, resolve,
 };
 use crate::sim::WebhookSimulator;
 
@@ -124,18 +124,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
     cfg.store.url = format!("sqlite://{}", db_path.display());
     cfg.delivery.retry_delay = Duration::from_secs(1);
     for (id, name) in TENANTS {
-        let token = generate_token();
-        let mut t = TenantConfig {
-            id: id.into(),
-            name: name.into(),
-            amqp_users: vec![],
-            tokens: vec![TokenConfig {
-                name: format!("{id}-system"),
-                sha256: Some(hex::encode(token_hash(&token))),
-                env: None,
-            }],
-            shares: vec![],
-        };
+        let (mut t, token) = TenantConfig::with_new_token(id, name);
         if id == "county" {
             t.shares.push(ShareConfig {
                 type_prefix: "ca.haliburton.gis.".into(),

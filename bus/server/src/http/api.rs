@@ -24,6 +24,9 @@ use serde_json::{Value, json};
 use super::problem::Problem;
 use crate::auth::{Principal, TokenSet};
 
+/// Longest a readiness check may take before `/readyz` answers 503.
+pub const READINESS_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Tells whether the bus can do its work right now.
 #[async_trait]
 pub trait Readiness: Send + Sync + 'static {
@@ -85,7 +88,15 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(st): State<ApiState>) -> Response {
-    match st.readiness.check().await {
+    let checked = tokio::time::timeout(READINESS_TIMEOUT, st.readiness.check())
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "readiness check did not finish within {}s (store or broker hanging)",
+                READINESS_TIMEOUT.as_secs()
+            ))
+        });
+    match checked {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(why) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -191,9 +202,28 @@ async fn ingest_request(st: &ApiState, headers: &HeaderMap, body: Body) -> Resul
     {
         return Err(too_large(format!("the body is {len} bytes")));
     }
-    let bytes = axum::body::to_bytes(body, st.max_body_bytes)
-        .await
-        .map_err(|_| too_large("the body is larger".to_string()))?;
+    // The body must arrive within the request timeout (a slow sender cannot hold a
+    // connection open forever); a larger body than the limit is refused while reading.
+    let bytes = match tokio::time::timeout(
+        st.request_timeout,
+        axum::body::to_bytes(body, st.max_body_bytes),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return Err(too_large("the body is larger".to_string())),
+        Err(_) => {
+            return Err(Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request body too slow",
+                format!(
+                    "the request body did not arrive within {:?}; send it faster or in smaller batches",
+                    st.request_timeout
+                ),
+            ));
+        }
+    };
 
     let limits = st.ingest.limits().parse;
     let essence = media_essence(headers);
