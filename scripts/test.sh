@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
+# The official Standard Webhooks library (Python) verifies real deliveries in
+# connectors/webhook/tests/official_library.rs; `cryptography` checks the ed25519 (v1a)
+# signatures that library does not cover. Installed only when missing or another version.
+if ! python3 -c 'import importlib.metadata as m, cryptography.hazmat.primitives.asymmetric.ed25519
+assert m.version("standardwebhooks") == "1.1.0"' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    'standardwebhooks==1.1.0' 'cryptography>=42'
+fi
 export CIVICBUS_TEST_PG_URL="${CIVICBUS_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export CIVICBUS_TEST_AMQP_URL="${CIVICBUS_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 cargo test --locked --workspace --all-targets "$@"

@@ -73,3 +73,13 @@ pub fn generate_secret() -> String {
         base64::engine::general_purpose::STANDARD.encode(bytes)
     )
 }
+
+/// A new random Standard Webhooks ed25519 signing key and its public key:
+/// (`whsk_` + base64 of a 32-byte secret key, `whpk_` + base64 of the public key).
+pub fn generate_signing_key() -> (String, String) {
+    let seed: [u8; 32] = rand::random();
+    let signing_key = civicbus_webhook::encode_signing_key(&seed);
+    // A key made from 32 bytes always has a public key; the error arm is unreachable.
+    let public_key = civicbus_webhook::public_key(&signing_key).unwrap_or_default();
+    (signing_key, public_key)
+}

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use crate::app;
-use crate::auth::{generate_secret, generate_token};
+use crate::auth::{generate_secret, generate_signing_key, generate_token};
 use crate::config::{self, process_env, token_hash};
 
 /// Run an async command on a fresh multi-threaded runtime; errors print and exit 1.
@@ -51,9 +51,24 @@ pub fn config_check(file: &Path) -> ExitCode {
     }
 }
 
-/// `civicbus token generate [--secret]`.
-pub fn token_generate(secret: bool) {
-    if secret {
+/// `civicbus token generate [--secret | --signing-key]`.
+pub fn token_generate(secret: bool, signing_key: bool) {
+    if signing_key {
+        let (sk, pk) = generate_signing_key();
+        println!("signing key: {sk}");
+        println!("public key:  {pk}");
+        println!();
+        println!(
+            "Keep the signing key with civicbus only, in a variable named in the subscription:"
+        );
+        println!("  [subscriptions.webhook]");
+        println!(
+            "  secrets_env = [\"CIVICBUS_SECRET_<NAME>\"]   # with CIVICBUS_SECRET_<NAME>=<the signing key>"
+        );
+        println!(
+            "Give the public key to the subscriber: it verifies the v1a signatures and cannot sign."
+        );
+    } else if secret {
         let s = generate_secret();
         println!("secret: {s}");
         println!();

@@ -236,10 +236,11 @@ pub struct SubscriptionConfig {
 pub struct WebhookConfig {
     /// Endpoint URL (http or https).
     pub url: String,
-    /// Signing secrets `whsec_…` (several during rotation).
+    /// Signing secrets, each adding one signature: `whsec_…` (HMAC-SHA256, `v1`) or
+    /// `whsk_…` (ed25519 signing key, `v1a`); several during rotation.
     #[serde(default)]
     pub secrets: Vec<String>,
-    /// Names of environment variables holding signing secrets.
+    /// Names of environment variables holding signing secrets (`whsec_…` or `whsk_…`).
     #[serde(default)]
     pub secrets_env: Vec<String>,
     /// `binary` (default) or `structured`.
@@ -915,7 +916,7 @@ fn check_webhook(w: &WebhookConfig, p: &str, env: &BTreeMap<String, String>) -> 
     if w.secrets.is_empty() && w.secrets_env.is_empty() {
         out.push(warning(
             format!("{p}.secrets"),
-            "no signing secret: the subscriber cannot verify deliveries; add a whsec_ secret (`civicbus token generate --secret`)",
+            "no signing secret: the subscriber cannot verify deliveries; add a whsec_ secret (`civicbus token generate --secret`) or a whsk_ ed25519 key (`civicbus token generate --signing-key`)",
         ));
     }
     if w.timeout.is_some_and(|t| t.is_zero()) {

@@ -80,9 +80,13 @@ struct CheckArgs {
 enum TokenCommand {
     /// Generate an API token and print it with the SHA-256 to put in the configuration.
     Generate {
-        /// Generate a webhook signing secret (`whsec_…`) instead.
+        /// Generate a webhook signing secret (`whsec_…`, HMAC `v1` signatures) instead.
         #[arg(long)]
         secret: bool,
+        /// Generate an ed25519 webhook signing key (`whsk_…`, `v1a` signatures) and its
+        /// public key (`whpk_…`, for the subscriber) instead.
+        #[arg(long, conflicts_with = "secret")]
+        signing_key: bool,
     },
 }
 
@@ -99,8 +103,11 @@ pub fn main_entry() -> ExitCode {
             ConfigCommand::Check(args) => cli::config_check(&args.file),
         },
         Command::Token { command } => match command {
-            TokenCommand::Generate { secret } => {
-                cli::token_generate(secret);
+            TokenCommand::Generate {
+                secret,
+                signing_key,
+            } => {
+                cli::token_generate(secret, signing_key);
                 ExitCode::SUCCESS
             }
         },

@@ -199,6 +199,55 @@ fn token_generate_secret_prints_a_valid_signing_secret() {
 }
 
 #[test]
+fn token_generate_signing_key_prints_a_key_pair() {
+    let o = civicbus(&["token", "generate", "--signing-key"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} line in {out}"))
+            .to_string()
+    };
+    let signing_key = field("signing key:");
+    let public_key = field("public key:");
+    assert!(signing_key.starts_with("whsk_"), "{signing_key}");
+    assert!(public_key.starts_with("whpk_"), "{public_key}");
+    civicbus_webhook::validate_secret(&signing_key).expect("a valid ed25519 signing key");
+    assert_eq!(
+        civicbus_webhook::public_key(&signing_key).expect("public key"),
+        public_key
+    );
+    // The public key verifies what the signing key signs.
+    let now = chrono::Utc::now().timestamp();
+    let sig = civicbus_webhook::sign(&signing_key, "msg_1", now, b"{}").expect("signs");
+    assert!(sig.starts_with("v1a,"), "{sig}");
+    let mut h = http::HeaderMap::new();
+    h.insert("webhook-id", "msg_1".parse().expect("hv"));
+    h.insert("webhook-timestamp", now.to_string().parse().expect("hv"));
+    h.insert("webhook-signature", sig.parse().expect("hv"));
+    civicbus_webhook::verify(
+        &[&public_key],
+        &h,
+        b"{}",
+        civicbus_webhook::DEFAULT_TOLERANCE,
+    )
+    .expect("verifies with the public key");
+    // The secret key is printed once, and only on its own line; nothing goes to stderr.
+    assert_eq!(out.matches(&signing_key[5..]).count(), 1, "{out}");
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    // The printed configuration hint names a variable, not the key.
+    assert!(
+        out.contains("secrets_env = [\"CIVICBUS_SECRET_<NAME>\"]"),
+        "{out}"
+    );
+    // Each run makes a new key.
+    let again = stdout(&civicbus(&["token", "generate", "--signing-key"], &[]));
+    assert!(!again.contains(&signing_key[5..]));
+}
+
+#[test]
 fn help_works_for_every_command() {
     for args in [
         &[][..],
@@ -231,6 +280,7 @@ fn usage_mistakes_exit_2() {
         &["config"],
         &["config", "check"],
         &["token", "generate", "--colour"],
+        &["token", "generate", "--secret", "--signing-key"],
     ] {
         let o = civicbus(args, &[]);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

@@ -379,6 +379,89 @@ tokens = [
 }
 
 // ---------------------------------------------------------------------------------------
+// Webhook signing secrets and keys
+// ---------------------------------------------------------------------------------------
+
+/// An ed25519 signing key (`whsk_`, 32 bytes of 0x11).
+const SIGNING_KEY: &str = "whsk_ERERERERERERERERERERERERERERERERERERERERERE=";
+
+fn webhook_doc(secrets: &str) -> String {
+    format!(
+        r#"
+[[tenants]]
+id = "county"
+
+[[subscriptions]]
+id = "records"
+tenant = "county"
+[subscriptions.webhook]
+url = "https://records.example/events"
+{secrets}
+"#
+    )
+}
+
+#[test]
+fn whsk_signing_keys_are_accepted_beside_whsec_secrets() {
+    let doc = webhook_doc(&format!(
+        "secrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\", \"{SIGNING_KEY}\"]\n\
+         secrets_env = [\"CIVICBUS_SECRET_RECORDS_NEXT\"]"
+    ));
+    let next = civicbus_webhook::encode_signing_key(&[0x22; 32]);
+    let vars = env(&[("CIVICBUS_SECRET_RECORDS_NEXT", &next)]);
+    let l = load_str(&doc, &vars);
+    assert!(l.problems.is_empty(), "{}", render(&l));
+    let resolved = config::resolve(&l.config.expect("config"), &vars);
+    let civicbus_core::SinkSpec::Webhook(w) = &resolved.subscriptions[0].sink else {
+        panic!("a webhook subscription");
+    };
+    assert_eq!(
+        w.secrets,
+        vec![
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+            SIGNING_KEY.to_string(),
+            next,
+        ]
+    );
+}
+
+#[test]
+fn bad_whsk_keys_are_errors_that_do_not_show_them() {
+    let short = format!("whsk_{}", "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"); // 27 bytes
+    let public = "whpk_ERERERERERERERERERERERERERERERERERERERERERE=";
+    let doc = webhook_doc(&format!(
+        "secrets = [\"{short}\", \"{public}\", \"whsk_not*base64\"]\n\
+         secrets_env = [\"CIVICBUS_SECRET_RECORDS\"]"
+    ));
+    let vars = env(&[("CIVICBUS_SECRET_RECORDS", "whsk_QUJD")]);
+    let l = load_str(&doc, &vars);
+    let e = errors(&l);
+    assert_eq!(
+        paths(&e),
+        set(&[
+            "subscriptions[0].webhook.secrets[0]",
+            "subscriptions[0].webhook.secrets[1]",
+            "subscriptions[0].webhook.secrets[2]",
+            "subscriptions[0].webhook.secrets_env[0]",
+        ]),
+        "{}",
+        render(&l)
+    );
+    let text = render(&l);
+    assert!(text.contains("decodes to 27 bytes"), "{text}");
+    assert!(text.contains("public key (`whpk_`)"), "{text}");
+    assert!(text.contains("not valid standard base64"), "{text}");
+    assert!(text.contains("CIVICBUS_SECRET_RECORDS: "), "{text}");
+    assert!(
+        text.contains("civicbus token generate --signing-key"),
+        "{text}"
+    );
+    for leaked in ["QUFBQUFBQUFB", "ERERERERERER", "not*base64", "QUJD"] {
+        assert!(!text.contains(leaked), "{leaked} shown: {text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Warnings
 // ---------------------------------------------------------------------------------------
 

@@ -9,8 +9,10 @@
 //! - **structured mode**: body = the event as `application/cloudevents+json; charset=utf-8`;
 //! - always `webhook-id` (the stable idempotency key, the same on every retry),
 //!   `webhook-timestamp` (unix seconds) and, when the subscription has secrets,
-//!   `webhook-signature`: one `v1,<base64 HMAC-SHA256("{id}.{timestamp}.{body}")>` per
-//!   secret, space-separated, so a subscriber can rotate its secret;
+//!   `webhook-signature`: one signature per secret, space-separated, so a subscriber can
+//!   rotate its secret: `v1,<base64 HMAC-SHA256("{id}.{timestamp}.{body}")>` for a
+//!   `whsec_` secret, `v1a,<base64 ed25519 signature of "{id}.{timestamp}.{body}">` for a
+//!   `whsk_` signing key (the subscriber verifies it with the `whpk_` public key);
 //! - `traceparent` when the delivery carries W3C trace context.
 //!
 //! # How the answer is classified
@@ -37,8 +39,8 @@ pub use classify::{
     parse_retry_after,
 };
 pub use signature::{
-    DEFAULT_TOLERANCE, InvalidSecret, VerifyError, sign, signature_header, validate_secret, verify,
-    verify_at,
+    DEFAULT_TOLERANCE, InvalidSecret, VerifyError, encode_signing_key, public_key, sign,
+    signature_header, validate_secret, verify, verify_at,
 };
 pub use sink::{
     BuildError, DEFAULT_REQUEST_TIMEOUT, HEADER_TRACEPARENT, STRUCTURED_CONTENT_TYPE_UTF8,

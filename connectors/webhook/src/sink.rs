@@ -18,7 +18,7 @@ use crate::classify::{
     is_no_retry, parse_retry_after,
 };
 use crate::signature::{
-    HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP, SECRET_PREFIX,
+    HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP, secret_parts,
     signature_header,
 };
 
@@ -66,7 +66,8 @@ impl Default for WebhookOptions {
 pub struct BuildError(String);
 
 /// Delivers events to webhook subscriptions: CloudEvents HTTP binding (binary or
-/// structured), signed per Standard Webhooks with every secret of the subscription.
+/// structured), signed per Standard Webhooks with every secret of the subscription
+/// (`v1` HMAC for `whsec_` secrets, `v1a` ed25519 for `whsk_` keys).
 ///
 /// Clone it freely: clones share one connection pool.
 #[derive(Debug, Clone)]
@@ -210,10 +211,7 @@ impl WebhookSink {
                         );
                     }
                     for s in &spec.secrets {
-                        redact.push(s);
-                        if let Some(k) = s.strip_prefix(SECRET_PREFIX) {
-                            redact.push(k);
-                        }
+                        redact.extend(secret_parts(s));
                     }
                     // Longest first, so a whole value is redacted before its parts.
                     redact.sort_by_key(|s| std::cmp::Reverse(s.len()));

@@ -16,12 +16,15 @@ use civicbus_core::ports::{DeliveryRequest, Sink, SinkOutcome};
 use civicbus_core::subscription::{AmqpSinkSpec, HttpMode, WebhookSpec};
 use civicbus_core::{CloudEvent, Data, ExtensionValue, SinkSpec, Subscription};
 use civicbus_webhook::{
-    DEFAULT_TOLERANCE, MAX_EXCERPT_CHARS, NO_RETRY_HEADER, WebhookOptions, WebhookSink, verify,
+    DEFAULT_TOLERANCE, MAX_EXCERPT_CHARS, NO_RETRY_HEADER, WebhookOptions, WebhookSink, public_key,
+    verify,
 };
 use serde_json::json;
 
 const SECRET_A: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const SECRET_B: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// An ed25519 signing key (`v1a`), 32 bytes of 0x11.
+const SIGNING_KEY: &str = "whsk_ERERERERERERERERERERERERERERERERERERERERERE=";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const KEY: &str = "msg_0123456789abcdef0123456789abcdef";
 
@@ -366,6 +369,62 @@ async fn standardwebhooks_verifies_each_rotated_secret() {
             .unwrap_or_else(|e| panic!("secret rotation: {e}"));
         verify(&[secret], &got.headers, &got.body, DEFAULT_TOLERANCE).expect("own verify");
     }
+}
+
+#[tokio::test]
+async fn rotation_from_v1_to_v1a() {
+    let server = start().await;
+    let ev = event();
+    let sub = subscription(
+        &server.url("/hook"),
+        &[SECRET_A, SIGNING_KEY],
+        HttpMode::Binary,
+        Duration::from_secs(5),
+    );
+    let outcome = deliver(&sink(), &sub, &ev).await;
+    assert_eq!(outcome, SinkOutcome::Delivered { status: Some(200) });
+    let got = server.last();
+    let sig = header(&got.headers, "webhook-signature");
+    let parts: Vec<&str> = sig.split(' ').collect();
+    assert_eq!(parts.len(), 2, "{sig}");
+    assert!(parts[0].starts_with("v1,"), "{sig}");
+    assert!(parts[1].starts_with("v1a,"), "{sig}");
+    // A subscriber still on the HMAC secret verifies with any Standard Webhooks library,
+    // which skips the v1a signature it does not know.
+    standardwebhooks::Webhook::new(SECRET_A)
+        .expect("secret")
+        .verify(&got.body, &got.headers)
+        .expect("the v1 signature verifies beside a v1a one");
+    // One moved to the public key verifies the v1a signature.
+    let pk = public_key(SIGNING_KEY).expect("public key");
+    verify(&[&pk], &got.headers, &got.body, DEFAULT_TOLERANCE).expect("v1a verifies");
+    let mut tampered = got.body.to_vec();
+    tampered.push(b' ');
+    assert!(verify(&[&pk], &got.headers, &tampered, DEFAULT_TOLERANCE).is_err());
+    assert!(verify(&[SECRET_B], &got.headers, &got.body, DEFAULT_TOLERANCE).is_err());
+}
+
+#[tokio::test]
+async fn reasons_hide_v1a_signatures() {
+    let server = start().await;
+    let sub = subscription(
+        &server.url("/echo"),
+        &[SIGNING_KEY],
+        HttpMode::Binary,
+        Duration::from_secs(5),
+    );
+    let outcome = deliver(&sink(), &sub, &event()).await;
+    let SinkOutcome::Terminal { status, reason } = &outcome else {
+        panic!("expected terminal, got {outcome:?}");
+    };
+    assert_eq!(*status, Some(401));
+    for secret_bit in ["v1a,", "ERERERERERER"] {
+        assert!(
+            !reason.contains(secret_bit),
+            "{secret_bit} leaked: {reason}"
+        );
+    }
+    assert!(reason.contains("bad signature [redacted]"), "{reason}");
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
