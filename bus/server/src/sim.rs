@@ -46,6 +46,7 @@ struct SimState {
     system: String,
     secrets: Arc<Vec<String>>,
     received: Arc<Mutex<Vec<Received>>>,
+    accepted_ids: Arc<Mutex<HashSet<String>>>,
     answer: Arc<AtomicU16>,
 }
 
@@ -67,6 +68,7 @@ impl WebhookSimulator {
             system: system.to_string(),
             secrets: Arc::new(secrets),
             received: Arc::new(Mutex::new(Vec::new())),
+            accepted_ids: Arc::new(Mutex::new(HashSet::new())),
             answer: Arc::new(AtomicU16::new(204)),
         };
         let app = Router::new()
@@ -99,18 +101,32 @@ impl WebhookSimulator {
 
     /// Distinct `webhook-id`s of verified deliveries.
     pub fn distinct_ids(&self) -> HashSet<String> {
-        self.received()
-            .into_iter()
-            .filter(|r| r.verified && r.accepted)
-            .map(|r| r.webhook_id)
-            .collect()
+        self.state
+            .accepted_ids
+            .lock()
+            .map(|ids| ids.clone())
+            .unwrap_or_default()
+    }
+
+    /// Number of distinct `webhook-id`s of verified, accepted deliveries (cheap).
+    pub fn distinct_count(&self) -> usize {
+        self.state
+            .accepted_ids
+            .lock()
+            .map(|ids| ids.len())
+            .unwrap_or(0)
+    }
+
+    /// Number of requests received, accepted or not (cheap).
+    pub fn request_count(&self) -> usize {
+        self.state.received.lock().map(|r| r.len()).unwrap_or(0)
     }
 
     /// Wait until at least `n` distinct verified deliveries arrived, or `timeout`.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.distinct_ids().len() >= n {
+            if self.distinct_count() >= n {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -171,11 +187,12 @@ async fn receive(State(st): State<SimState>, headers: HeaderMap, body: Bytes) ->
         body: body.clone(),
     };
     let answer = st.answer.load(Ordering::SeqCst);
+    let accepted = verified && (200..300).contains(&answer);
+    if accepted && let Ok(mut ids) = st.accepted_ids.lock() {
+        ids.insert(rec.webhook_id.clone());
+    }
     if let Ok(mut r) = st.received.lock() {
-        r.push(Received {
-            accepted: verified && (200..300).contains(&answer),
-            ..rec
-        });
+        r.push(Received { accepted, ..rec });
     }
     if !verified {
         return StatusCode::UNAUTHORIZED;

@@ -13,8 +13,9 @@
 
 use civicbus_core::ports::{AuditAction, AuditRecord};
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
+use crate::bulk;
 use crate::error::StoreError;
 use crate::rows::{RowReader, micros_to_time, now_micros};
 use crate::url::Backend;
@@ -65,13 +66,30 @@ pub(crate) fn entry_hash(prev_hash: &str, f: &EntryFields<'_>) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// One entry to append.
-pub(crate) struct NewEntry<'a> {
-    pub tenant: Option<&'a str>,
-    pub actor: &'a str,
+/// One entry to append, prepared by the caller: its `seq`, time and hashes are assigned
+/// by [`AuditChain::stage`] under the audit lock.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingEntry {
+    pub tenant: Option<String>,
+    pub actor: String,
     pub action: AuditAction,
     pub target: String,
-    pub detail: serde_json::Value,
+    /// The detail as stored: compact JSON text.
+    pub detail: String,
+}
+
+/// An entry placed in the chain (seq and hashes assigned), not yet written.
+#[derive(Debug)]
+pub(crate) struct StagedEntry {
+    seq: i64,
+    at_us: i64,
+    tenant: Option<String>,
+    actor: String,
+    action: &'static str,
+    target: String,
+    detail: String,
+    prev_hash: String,
+    hash: String,
 }
 
 /// The head of the chain inside a write transaction that holds the audit lock.
@@ -124,43 +142,95 @@ impl AuditChain {
         }
     }
 
-    /// Append one entry (inside the same transaction as [`AuditChain::lock`]).
-    pub(crate) async fn append(
-        &mut self,
-        conn: &mut AnyConnection,
-        entry: NewEntry<'_>,
-    ) -> Result<(), StoreError> {
+    /// Place the next entry in the chain: assign its seq and time and hash it onto the
+    /// previous entry. Nothing is written until [`AuditChain::insert`]; the caller must
+    /// write every staged entry, in order, in the same transaction as
+    /// [`AuditChain::lock`], or none.
+    pub(crate) fn stage(&mut self, entry: &PendingEntry) -> Result<StagedEntry, StoreError> {
+        let seq = self.next_seq;
+        let next_seq = seq.checked_add(1).ok_or_else(|| StoreError::CorruptRow {
+            table: "audit_log",
+            key: format!("seq={seq}"),
+            message: "seq is at its maximum".into(),
+        })?;
         let at_us = now_micros();
-        let detail = entry.detail.to_string();
-        let fields = EntryFields {
-            seq: self.next_seq,
+        let action = entry.action.as_str();
+        let hash = entry_hash(
+            &self.prev_hash,
+            &EntryFields {
+                seq,
+                at_us,
+                tenant: entry.tenant.as_deref(),
+                actor: &entry.actor,
+                action,
+                target: &entry.target,
+                detail: &entry.detail,
+            },
+        );
+        let prev_hash = std::mem::replace(&mut self.prev_hash, hash.clone());
+        self.next_seq = next_seq;
+        Ok(StagedEntry {
+            seq,
             at_us,
-            tenant: entry.tenant,
-            actor: entry.actor,
-            action: entry.action.as_str(),
-            target: &entry.target,
-            detail: &detail,
-        };
-        let hash = entry_hash(&self.prev_hash, &fields);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, tenant, actor, action, target, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(fields.seq)
-        .bind(at_us)
-        .bind(entry.tenant.map(str::to_string))
-        .bind(entry.actor.to_string())
-        .bind(fields.action.to_string())
-        .bind(entry.target.clone())
-        .bind(detail.clone())
-        .bind(self.prev_hash.clone())
-        .bind(hash.clone())
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| StoreError::from_sqlx("appending to the audit log", e))?;
-        self.next_seq += 1;
-        self.prev_hash = hash;
+            tenant: entry.tenant.clone(),
+            actor: entry.actor.clone(),
+            action,
+            target: entry.target.clone(),
+            detail: entry.detail.clone(),
+            prev_hash,
+            hash,
+        })
+    }
+
+    /// Write staged entries, in order, with multi-row `INSERT`s (see [`crate::bulk`]).
+    pub(crate) async fn insert(
+        conn: &mut AnyConnection,
+        backend: Backend,
+        mut entries: &[StagedEntry],
+    ) -> Result<(), StoreError> {
+        let budget = bulk::budget(backend);
+        while !entries.is_empty() {
+            let n = bulk::chunk_len(entries, budget, StagedEntry::wire_size);
+            let (chunk, rest) = entries.split_at(n.clamp(1, entries.len()));
+            entries = rest;
+            let sql = format!(
+                "INSERT INTO audit_log (seq, at, tenant, actor, action, target, detail, prev_hash, hash) VALUES {}",
+                bulk::values_clause(chunk.len(), 9)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for e in chunk {
+                query = query
+                    .bind(e.seq)
+                    .bind(e.at_us)
+                    .bind(e.tenant.clone())
+                    .bind(e.actor.clone())
+                    .bind(e.action.to_string())
+                    .bind(e.target.clone())
+                    .bind(e.detail.clone())
+                    .bind(e.prev_hash.clone())
+                    .bind(e.hash.clone());
+            }
+            query
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| StoreError::from_sqlx("appending to the audit log", e))?;
+        }
         Ok(())
+    }
+}
+
+impl StagedEntry {
+    /// About how many bytes this row adds to an `INSERT` message (values and their
+    /// length prefixes).
+    fn wire_size(&self) -> usize {
+        let text = self.tenant.as_ref().map_or(0, String::len)
+            + self.actor.len()
+            + self.action.len()
+            + self.target.len()
+            + self.detail.len()
+            + self.prev_hash.len()
+            + self.hash.len();
+        text + 2 * 8 + 9 * bulk::VALUE_OVERHEAD
     }
 }
 

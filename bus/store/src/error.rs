@@ -6,7 +6,7 @@ use crate::url::Backend;
 
 /// A failure of the SQL store. Messages say what went wrong and what to do, and never
 /// contain a password.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store URL cannot be used.
     #[error("invalid store URL `{url}`: {reason}")]
@@ -56,6 +56,15 @@ pub enum StoreError {
         message: String,
     },
 
+    /// The store was closed (the bus is shutting down); nothing was written.
+    #[error(
+        "store closed while {op}: it was shut down, so nothing was written; retry against a running civicbus"
+    )]
+    Closed {
+        /// What the store was asked to do.
+        op: &'static str,
+    },
+
     /// The database refused a statement; retrying will not help.
     #[error("store query failed while {op}: {message}")]
     Query {
@@ -92,7 +101,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Connect { .. } | StoreError::Unavailable { .. }
+            StoreError::Connect { .. } | StoreError::Unavailable { .. } | StoreError::Closed { .. }
         )
     }
 

@@ -12,9 +12,11 @@ use civicbus_core::ports::{
 use serde_json::json;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection as _, Transaction};
+use std::sync::Arc;
 
-use crate::audit::{AuditChain, AuditVerification, BUS_ACTOR, NewEntry, RawAuditRow, Verifier};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection as _};
+
+use crate::audit::{AuditVerification, BUS_ACTOR, PendingEntry, RawAuditRow, Verifier};
 use crate::error::StoreError;
 use crate::rows::{
     ATTEMPT_COLUMNS, EVENT_COLUMNS, QUARANTINE_COLUMNS, RowReader, attempt_from_row,
@@ -23,6 +25,7 @@ use crate::rows::{
 use crate::url::{
     Backend, describe_target, password, redact_url, sqlite_connect_url, sqlite_is_memory,
 };
+use crate::writer::{Insert, WriteOp, Writer};
 
 /// The schema migrations in `bus/store/migrations/`, embedded at compile time. The same
 /// SQL runs on SQLite and PostgreSQL.
@@ -43,14 +46,34 @@ const AUDIT_TEXT_MAX: usize = 256;
 /// Audit rows read per round trip by [`SqlStore::verify_audit`].
 const VERIFY_PAGE: u32 = 1_000;
 
-/// Connection pool settings.
+/// Most writes the store's writer applies in one transaction, by default.
+pub const DEFAULT_WRITE_BATCH: usize = 256;
+
+/// Writes that may wait for the store's writer, by default.
+pub const DEFAULT_WRITE_QUEUE: usize = 1_024;
+
+/// Connection pool and writer settings.
+///
+/// Every write ([`SqlStore::archive_event`], [`SqlStore::quarantine_record`],
+/// [`SqlStore::record_delivery_attempt`] and their [`EventStore`] forms) goes to the
+/// store's single writer task, which applies whatever writes are waiting together: one
+/// transaction, one audit lock, one commit (group commit). Each write still succeeds or
+/// fails on its own, and returns only after its transaction committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// Most open connections (an in-memory SQLite database always uses one).
+    /// Most open connections, shared by reads and the writer (which uses one at a time);
+    /// an in-memory SQLite database always uses one.
     pub max_connections: u32,
     /// How long to wait for a free connection (and for the first connection at start-up)
     /// before reporting the store unavailable.
     pub acquire_timeout: Duration,
+    /// Most writes applied in one transaction (default [`DEFAULT_WRITE_BATCH`], at least
+    /// 1). The writer never waits to fill a batch: it takes what is queued when it is
+    /// ready for the next transaction.
+    pub write_batch: usize,
+    /// Most writes waiting for the writer (default [`DEFAULT_WRITE_QUEUE`], at least 1);
+    /// further writers wait for room, which bounds the memory that queued writes use.
+    pub write_queue: usize,
 }
 
 impl Default for StoreOptions {
@@ -58,16 +81,24 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(15),
+            write_batch: DEFAULT_WRITE_BATCH,
+            write_queue: DEFAULT_WRITE_QUEUE,
         }
     }
 }
 
 /// The system of record on SQLite or PostgreSQL: archive, quarantine, delivery attempts
-/// and the hash-chained audit log. Cheap to clone (the pool is shared).
+/// and the hash-chained audit log. Cheap to clone: clones share the connection pool and
+/// the writer task.
+///
+/// Reads use the pool directly. Writes are applied by one writer task per store, in
+/// batches (see [`StoreOptions`]); it starts in [`SqlStore::connect`] on the current
+/// Tokio runtime and stops at [`SqlStore::close`] or when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    writer: Arc<Writer>,
 }
 
 impl SqlStore {
@@ -154,36 +185,23 @@ impl SqlStore {
             .await
             .map_err(|e| connect_error(e.to_string()))?;
 
-        let store = SqlStore { pool, backend };
-        store.migrate(&target).await?;
+        migrate(&pool, backend, &target).await?;
+
+        // The writer shares the pool: a connection of its own for SQLite measured no
+        // faster (the writer holds one connection at a time either way).
+        let writer = Writer::start(
+            pool.clone(),
+            backend,
+            options.write_batch,
+            options.write_queue,
+        );
+        let store = SqlStore {
+            pool,
+            backend,
+            writer: Arc::new(writer),
+        };
         tracing::debug!(backend = backend.as_str(), url = %redact_url(url), "store ready");
         Ok(store)
-    }
-
-    /// Apply the embedded migrations (idempotent: applied ones are skipped). On
-    /// PostgreSQL sqlx serialises concurrent migrators with an advisory lock; SQLite has no
-    /// such lock, so a migrator that lost a race with another process is retried.
-    async fn migrate(&self, target: &str) -> Result<(), StoreError> {
-        let mut tries = 0u32;
-        loop {
-            match MIGRATOR.run(&self.pool).await {
-                Ok(()) => return Ok(()),
-                Err(e @ (MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)))
-                    if self.backend == Backend::Sqlite && tries < 5 =>
-                {
-                    tries += 1;
-                    tracing::debug!(error = %e, tries, "store migration raced another process; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
-                }
-                Err(e) => {
-                    return Err(StoreError::Migrate {
-                        backend: self.backend,
-                        target: target.to_string(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
     }
 
     /// Which database this store talks to.
@@ -191,21 +209,11 @@ impl SqlStore {
         self.backend
     }
 
-    /// Close every connection; later calls fail as unavailable.
+    /// Stop the writer once it applied the writes already queued, then close every
+    /// connection. Later calls (on this store or any clone) fail as unavailable.
     pub async fn close(&self) {
+        self.writer.shutdown().await;
         self.pool.close().await;
-    }
-
-    /// Begin a transaction that will write. On SQLite it starts as a write transaction
-    /// (`BEGIN IMMEDIATE`), so what it reads stays consistent with what it writes and a
-    /// busy database is waited for (busy_timeout) rather than failing at commit. On
-    /// PostgreSQL a plain `BEGIN` suffices: audit appends take an advisory lock.
-    async fn begin_write(&self, op: &'static str) -> Result<Transaction<'static, Any>, StoreError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        };
-        tx.map_err(|e| StoreError::from_sqlx(op, e))
     }
 
     /// Recompute the audit chain from the first entry and report the first broken seq:
@@ -248,6 +256,9 @@ impl SqlStore {
     // -- the operations, returning StoreError ------------------------------------------
 
     /// [`EventStore::archive`], with the store's own error type.
+    ///
+    /// Applied by the store's writer in its next batch (see [`StoreOptions`]); returns
+    /// once that batch committed.
     pub async fn archive_event(
         &self,
         archived: &ArchivedEvent,
@@ -278,187 +289,140 @@ impl SqlStore {
             });
         }
 
-        let mut tx = self.begin_write(OP).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO events (tenant, source, id, type, subject, time, received_at, actor, structured) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (tenant, source, id) DO NOTHING",
-        )
-        .bind(archived.tenant.clone())
-        .bind(ev.source.clone())
-        .bind(ev.id.clone())
-        .bind(ev.ty.clone())
-        .bind(ev.subject.clone())
-        .bind(ev.time.clone())
-        .bind(time_to_micros(&archived.received_at))
-        .bind(archived.actor.clone())
-        .bind(structured)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::from_sqlx(OP, e))?
-        .rows_affected()
-            > 0;
-        if !inserted {
-            tx.rollback()
-                .await
-                .map_err(|e| StoreError::from_sqlx(OP, e))?;
-            return Ok(false);
-        }
-
         let target = event_target(&ev.source, &ev.id);
-        let conn: &mut AnyConnection = &mut tx;
-        let mut chain = AuditChain::lock(conn, self.backend).await?;
-        chain
-            .append(
-                conn,
-                NewEntry {
-                    tenant: Some(&archived.tenant),
-                    actor: &archived.actor,
-                    action: AuditAction::Received,
-                    target: target.clone(),
-                    detail: json!({ "type": ev.ty }),
-                },
-            )
-            .await?;
-        chain
-            .append(
-                conn,
-                NewEntry {
-                    tenant: Some(&archived.tenant),
-                    actor: BUS_ACTOR,
-                    action: AuditAction::Routed,
-                    target,
-                    detail: json!({ "subscriptions": routed_to }),
-                },
-            )
-            .await?;
-        tx.commit()
+        let audit = vec![
+            PendingEntry {
+                tenant: Some(archived.tenant.clone()),
+                actor: archived.actor.clone(),
+                action: AuditAction::Received,
+                target: target.clone(),
+                detail: json!({ "type": ev.ty }).to_string(),
+            },
+            PendingEntry {
+                tenant: Some(archived.tenant.clone()),
+                actor: BUS_ACTOR.to_string(),
+                action: AuditAction::Routed,
+                target,
+                detail: json!({ "subscriptions": routed_to }).to_string(),
+            },
+        ];
+        let insert = Insert::Event {
+            tenant: archived.tenant.clone(),
+            source: ev.source.clone(),
+            id: ev.id.clone(),
+            ty: ev.ty.clone(),
+            subject: ev.subject.clone(),
+            time: ev.time.clone(),
+            received_at: time_to_micros(&archived.received_at),
+            actor: archived.actor.clone(),
+            structured,
+        };
+        self.writer
+            .submit(WriteOp {
+                what: OP,
+                insert,
+                audit,
+            })
             .await
-            .map_err(|e| StoreError::from_sqlx(OP, e))?;
-        Ok(true)
     }
 
     /// [`EventStore::quarantine`], with the store's own error type. Storing the same
     /// record id again is a no-op.
+    ///
+    /// Applied by the store's writer in its next batch; returns once it committed.
     pub async fn quarantine_record(&self, record: &QuarantineRecord) -> Result<(), StoreError> {
         const OP: &str = "quarantining an input";
         let headers = serde_json::to_string(&record.headers).map_err(|e| StoreError::Invalid {
             what: "quarantine headers",
             message: e.to_string(),
         })?;
-        let body = base64::engine::general_purpose::STANDARD.encode(&record.body);
-
-        let mut tx = self.begin_write(OP).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO quarantine (id, tenant, transport, reason_kind, field, reason, body_base64, headers, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(record.id.clone())
-        .bind(record.tenant.clone())
-        .bind(record.transport.clone())
-        .bind(record.reason_kind.clone())
-        .bind(record.field.clone())
-        .bind(record.reason.clone())
-        .bind(body)
-        .bind(headers)
-        .bind(time_to_micros(&record.received_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::from_sqlx(OP, e))?
-        .rows_affected()
-            > 0;
-        if !inserted {
-            tx.rollback()
-                .await
-                .map_err(|e| StoreError::from_sqlx(OP, e))?;
-            return Ok(());
-        }
-        let conn: &mut AnyConnection = &mut tx;
-        let mut chain = AuditChain::lock(conn, self.backend).await?;
-        chain
-            .append(
-                conn,
-                NewEntry {
-                    tenant: record.tenant.as_deref(),
-                    actor: BUS_ACTOR,
-                    action: AuditAction::Quarantined,
-                    target: format!("quarantine:{}", record.id),
-                    detail: json!({
-                        "transport": record.transport,
-                        "reason_kind": record.reason_kind,
-                        "field": truncate(&record.field),
-                        "reason": truncate(&record.reason),
-                    }),
-                },
-            )
-            .await?;
-        tx.commit()
+        let body_base64 = base64::engine::general_purpose::STANDARD.encode(&record.body);
+        let audit = vec![PendingEntry {
+            tenant: record.tenant.clone(),
+            actor: BUS_ACTOR.to_string(),
+            action: AuditAction::Quarantined,
+            target: format!("quarantine:{}", record.id),
+            detail: json!({
+                "transport": record.transport,
+                "reason_kind": record.reason_kind,
+                "field": truncate(&record.field),
+                "reason": truncate(&record.reason),
+            })
+            .to_string(),
+        }];
+        let insert = Insert::Quarantine {
+            id: record.id.clone(),
+            tenant: record.tenant.clone(),
+            transport: record.transport.clone(),
+            reason_kind: record.reason_kind.clone(),
+            field: record.field.clone(),
+            reason: record.reason.clone(),
+            body_base64,
+            headers,
+            received_at: time_to_micros(&record.received_at),
+        };
+        self.writer
+            .submit(WriteOp {
+                what: OP,
+                insert,
+                audit,
+            })
             .await
-            .map_err(|e| StoreError::from_sqlx(OP, e))?;
-        Ok(())
+            .map(|_| ())
     }
 
     /// [`EventStore::record_attempt`], with the store's own error type.
+    ///
+    /// Applied by the store's writer in its next batch; returns once it committed.
     pub async fn record_delivery_attempt(
         &self,
         attempt: &DeliveryAttempt,
     ) -> Result<(), StoreError> {
         const OP: &str = "recording a delivery attempt";
-        let mut tx = self.begin_write(OP).await?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (id, idempotency_key, tenant, subscription, event_tenant, \
-             event_source, event_id, attempt, status, response_code, error, duration_us, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(attempt.idempotency_key.clone())
-        .bind(attempt.tenant.clone())
-        .bind(attempt.subscription.clone())
-        .bind(attempt.event_tenant.clone())
-        .bind(attempt.event_source.clone())
-        .bind(attempt.event_id.clone())
-        .bind(i64::from(attempt.attempt))
-        .bind(attempt.status.as_str().to_string())
-        .bind(attempt.response_code.map(i64::from))
-        .bind(attempt.error.clone())
-        .bind(duration_to_micros(attempt.duration))
-        .bind(time_to_micros(&attempt.at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::from_sqlx(OP, e))?;
-
         let action = if attempt.status == AttemptStatus::Delivered {
             AuditAction::Delivered
         } else {
             AuditAction::DeliveryFailed
         };
-        let conn: &mut AnyConnection = &mut tx;
-        let mut chain = AuditChain::lock(conn, self.backend).await?;
-        chain
-            .append(
-                conn,
-                NewEntry {
-                    tenant: Some(&attempt.tenant),
-                    actor: BUS_ACTOR,
-                    action,
-                    target: event_target(&attempt.event_source, &attempt.event_id),
-                    detail: json!({
-                        "subscription": attempt.subscription,
-                        "idempotency_key": attempt.idempotency_key,
-                        "event_tenant": attempt.event_tenant,
-                        "attempt": attempt.attempt,
-                        "status": attempt.status.as_str(),
-                        "response_code": attempt.response_code,
-                        "error": attempt.error.as_deref().map(truncate),
-                    }),
-                },
-            )
-            .await?;
-        tx.commit()
+        let audit = vec![PendingEntry {
+            tenant: Some(attempt.tenant.clone()),
+            actor: BUS_ACTOR.to_string(),
+            action,
+            target: event_target(&attempt.event_source, &attempt.event_id),
+            detail: json!({
+                "subscription": attempt.subscription,
+                "idempotency_key": attempt.idempotency_key,
+                "event_tenant": attempt.event_tenant,
+                "attempt": attempt.attempt,
+                "status": attempt.status.as_str(),
+                "response_code": attempt.response_code,
+                "error": attempt.error.as_deref().map(truncate),
+            })
+            .to_string(),
+        }];
+        let insert = Insert::Attempt {
+            id: uuid::Uuid::now_v7().to_string(),
+            idempotency_key: attempt.idempotency_key.clone(),
+            tenant: attempt.tenant.clone(),
+            subscription: attempt.subscription.clone(),
+            event_tenant: attempt.event_tenant.clone(),
+            event_source: attempt.event_source.clone(),
+            event_id: attempt.event_id.clone(),
+            attempt: i64::from(attempt.attempt),
+            status: attempt.status.as_str().to_string(),
+            response_code: attempt.response_code.map(i64::from),
+            error: attempt.error.clone(),
+            duration_us: duration_to_micros(attempt.duration),
+            at: time_to_micros(&attempt.at),
+        };
+        self.writer
+            .submit(WriteOp {
+                what: OP,
+                insert,
+                audit,
+            })
             .await
-            .map_err(|e| StoreError::from_sqlx(OP, e))?;
-        Ok(())
+            .map(|_| ())
     }
 
     /// [`EventStore::is_delivered`], with the store's own error type.
@@ -668,6 +632,32 @@ fn truncate(s: &str) -> String {
     match s.char_indices().nth(AUDIT_TEXT_MAX) {
         None => s.to_string(),
         Some((idx, _)) => format!("{}…", &s[..idx]),
+    }
+}
+
+/// Apply the embedded migrations (idempotent: applied ones are skipped). On
+/// PostgreSQL sqlx serialises concurrent migrators with an advisory lock; SQLite has no
+/// such lock, so a migrator that lost a race with another process is retried.
+async fn migrate(pool: &AnyPool, backend: Backend, target: &str) -> Result<(), StoreError> {
+    let mut tries = 0u32;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e @ (MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)))
+                if backend == Backend::Sqlite && tries < 5 =>
+            {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "store migration raced another process; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
+            }
+            Err(e) => {
+                return Err(StoreError::Migrate {
+                    backend,
+                    target: target.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
     }
 }
 

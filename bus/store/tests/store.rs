@@ -14,7 +14,7 @@ use civicbus_core::ports::{
     QuarantineRecord,
 };
 use civicbus_core::{CloudEvent, Data};
-use civicbus_store::{AuditBreakKind, Backend, SqlStore, StoreError, audit_hash};
+use civicbus_store::{AuditBreakKind, Backend, SqlStore, StoreError, StoreOptions, audit_hash};
 use serde_json::json;
 use sqlx::Connection as _;
 
@@ -174,6 +174,10 @@ both_backends!(
     migrations_are_idempotent,
     corrupt_rows_are_errors_naming_the_row,
     closed_store_is_unavailable,
+    burst_of_concurrent_writes_commits_all_with_a_linear_chain,
+    a_failing_write_fails_alone_in_its_batch,
+    writes_after_close_are_unavailable,
+    large_and_small_writes_share_one_linear_chain,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -809,6 +813,495 @@ async fn closed_store_is_unavailable(db: &TestDb) {
     store.close().await;
     let err = store.count_events(None).await.expect_err("closed");
     assert_eq!(err.kind, PortErrorKind::Unavailable, "{}", err.message);
+}
+
+// ---------------------------------------------------------------------------------------
+// Group commit
+// ---------------------------------------------------------------------------------------
+
+/// Every `received` entry is followed by its event's `routed` entry: one archive's
+/// entries are never interleaved with another write's.
+fn assert_archive_entries_adjacent(log: &[civicbus_core::ports::AuditRecord]) {
+    for (i, entry) in log.iter().enumerate() {
+        if entry.action == "received" {
+            let next = log.get(i + 1).expect("routed follows received");
+            assert_eq!(next.action, "routed", "after seq {}", entry.seq);
+            assert_eq!(next.target, entry.target, "after seq {}", entry.seq);
+            assert_eq!(next.prev_hash, entry.hash);
+        }
+    }
+}
+
+async fn burst_of_concurrent_writes_commits_all_with_a_linear_chain(db: &TestDb) {
+    // Two stores (two writers, as two processes would have): one with the defaults, one
+    // with a tiny batch and queue so writers wait for room and batches are cut short.
+    let a = db.store().await;
+    let b = SqlStore::connect_with(
+        &db.url,
+        StoreOptions {
+            write_batch: 8,
+            write_queue: 4,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .expect("connect with small batches");
+    const EVENTS: usize = 250;
+    const DUPLICATES: usize = 20;
+    let mut handles = Vec::new();
+    for i in 0..EVENTS {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let id = format!("burst-{i}");
+        handles.push(tokio::spawn(async move {
+            let ev = archived(
+                event(
+                    "dysart",
+                    "/dysart/permitting",
+                    &id,
+                    "ca.haliburton.permitting.permit.issued",
+                    None,
+                ),
+                i as i64,
+            );
+            store.archive(&ev, &["county.x".into()]).await
+        }));
+    }
+    for i in 0..EVENTS {
+        let store = if i % 2 == 0 { b.clone() } else { a.clone() };
+        handles.push(tokio::spawn(async move {
+            let mut att = attempt(&format!("key-{i}"), 1, AttemptStatus::Delivered, i as i64);
+            att.event_id = format!("burst-{i}");
+            store.record_attempt(&att).await.map(|()| true)
+        }));
+    }
+    // The same event archived by many writers at once: exactly one stores it.
+    let mut duplicate_handles = Vec::new();
+    for i in 0..DUPLICATES {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        duplicate_handles.push(tokio::spawn(async move {
+            let ev = archived(
+                event(
+                    "dysart",
+                    "/dysart/permitting",
+                    "burst-dup",
+                    "ca.haliburton.permitting.permit.issued",
+                    None,
+                ),
+                0,
+            );
+            store.archive(&ev, &[]).await
+        }));
+    }
+    for h in handles {
+        assert!(
+            h.await.expect("writer task").expect("write"),
+            "newly stored"
+        );
+    }
+    let mut stored = 0;
+    for h in duplicate_handles {
+        if h.await.expect("writer task").expect("archive duplicate") {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 1, "one archive of the duplicate stores it");
+
+    assert_eq!(
+        a.count_events(None).await.expect("count"),
+        (EVENTS + 1) as u64
+    );
+    let expected_entries = (EVENTS + 1) * 2 + EVENTS;
+    let v = b.verify_audit().await.expect("verify");
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.checked, expected_entries as u64);
+    let log = a.audit_entries(0, 10_000).await.expect("audit");
+    assert_eq!(
+        log.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=expected_entries as i64).collect::<Vec<_>>()
+    );
+    assert_archive_entries_adjacent(&log);
+    for i in [0, EVENTS / 2, EVENTS - 1] {
+        let attempts = a
+            .attempts_for_event("dysart", "/dysart/permitting", &format!("burst-{i}"))
+            .await
+            .expect("attempts");
+        assert_eq!(attempts.len(), 1);
+        assert!(
+            a.is_delivered(&format!("key-{i}"))
+                .await
+                .expect("delivered")
+        );
+    }
+    a.close().await;
+    b.close().await;
+}
+
+async fn large_and_small_writes_share_one_linear_chain(db: &TestDb) {
+    // On PostgreSQL a write larger than 8 KiB runs in a transaction of its own, beside
+    // the writer's batches; the chain must stay one line either way.
+    let store = db.store().await;
+    let mut handles = Vec::new();
+    for i in 0..60usize {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut ev = event(
+                "dysart",
+                "/dysart/permitting",
+                &format!("mixed-{i}"),
+                "ca.haliburton.permitting.permit.issued",
+                None,
+            );
+            if i % 3 == 0 {
+                ev.data = Some(Data::Json(json!({ "scan": "x".repeat(20_000 + i) })));
+            }
+            let ev = archived(ev, i as i64);
+            assert!(
+                store
+                    .archive(&ev, &["county.x".into()])
+                    .await
+                    .expect("archive")
+            );
+            let mut att = attempt(&format!("mixed-{i}"), 1, AttemptStatus::Terminal, 0);
+            att.event_id = format!("mixed-{i}");
+            if i % 5 == 0 {
+                att.error = Some("e".repeat(12_000));
+            }
+            store.record_attempt(&att).await.expect("attempt");
+            ev
+        }));
+    }
+    for h in handles {
+        let ev = h.await.expect("writer task");
+        let back = store
+            .get_event("dysart", "/dysart/permitting", &ev.event.id)
+            .await
+            .expect("get")
+            .expect("archived");
+        assert_eq!(back, ev);
+    }
+    let log = store.audit_entries(0, 1_000).await.expect("audit");
+    assert_eq!(log.len(), 60 * 3);
+    assert_archive_entries_adjacent(&log);
+    let v = store.verify_audit().await.expect("verify");
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.last_seq, 180);
+    store.close().await;
+}
+
+/// Holds the audit lock from outside the store (as another process would), so the
+/// store's writer queues everything sent meanwhile into its next batch.
+struct OutsideLock {
+    conn: sqlx::AnyConnection,
+    backend: Backend,
+}
+
+impl OutsideLock {
+    async fn take(db: &TestDb) -> OutsideLock {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&db.url)
+            .await
+            .expect("raw connection");
+        let sql = match db.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE".to_string(),
+            Backend::Postgres => format!(
+                "SELECT pg_advisory_lock({})",
+                civicbus_store::audit::AUDIT_LOCK_KEY
+            ),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("take the lock");
+        OutsideLock {
+            conn,
+            backend: db.backend,
+        }
+    }
+
+    async fn release(mut self) {
+        let sql = match self.backend {
+            Backend::Sqlite => "COMMIT".to_string(),
+            Backend::Postgres => format!(
+                "SELECT pg_advisory_unlock({})",
+                civicbus_store::audit::AUDIT_LOCK_KEY
+            ),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut self.conn)
+            .await
+            .expect("release the lock");
+        let _ = self.conn.close().await;
+    }
+}
+
+async fn a_failing_write_fails_alone_in_its_batch(db: &TestDb) {
+    let store = db.store().await;
+    // The database refuses one particular attempt (a constraint the store cannot see
+    // coming), like a constraint violation would.
+    match db.backend {
+        Backend::Sqlite => {
+            db.exec(
+                "CREATE TRIGGER poison BEFORE INSERT ON delivery_attempts \
+                 WHEN NEW.idempotency_key = 'poison' \
+                 BEGIN SELECT RAISE(ABORT, 'poisoned attempt refused'); END",
+            )
+            .await
+        }
+        Backend::Postgres => {
+            db.exec(
+                "ALTER TABLE delivery_attempts ADD CONSTRAINT poisoned_attempt_refused \
+                 CHECK (idempotency_key <> 'poison')",
+            )
+            .await
+        }
+    }
+
+    let lock = OutsideLock::take(db).await;
+    // The first write takes the writer's attention (it waits for the lock) ...
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let ev = archived(
+                event("dysart", "/dysart/permitting", "first", "ca.x.issued", None),
+                0,
+            );
+            store.archive(&ev, &[]).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ... so these all queue up for the next batch: good writes, the poisoned one, a
+    // duplicate pair, and a write refused before it reaches the database.
+    let mut good = Vec::new();
+    for i in 0..10 {
+        let s = store.clone();
+        good.push(tokio::spawn(async move {
+            let ev = archived(
+                event(
+                    "dysart",
+                    "/dysart/permitting",
+                    &format!("good-{i}"),
+                    "ca.x.issued",
+                    None,
+                ),
+                i,
+            );
+            s.archive(&ev, &["county.x".into()]).await?;
+            Ok::<_, civicbus_core::ports::PortError>(())
+        }));
+        let s = store.clone();
+        good.push(tokio::spawn(async move {
+            let mut att = attempt(&format!("ok-{i}"), 1, AttemptStatus::Retryable, i);
+            att.event_id = format!("good-{i}");
+            s.record_attempt(&att).await
+        }));
+        if i == 4 {
+            let s = store.clone();
+            good.push(tokio::spawn(async move {
+                let mut poisoned = attempt("poison", 1, AttemptStatus::Delivered, 0);
+                poisoned.event_id = "good-4".into();
+                match s.record_attempt(&poisoned).await {
+                    Ok(()) => panic!("the poisoned attempt was stored"),
+                    Err(e) => {
+                        assert_eq!(e.kind, PortErrorKind::Rejected, "{}", e.message);
+                        assert!(e.message.contains("poison"), "{}", e.message);
+                        Ok(())
+                    }
+                }
+            }));
+        }
+    }
+    let mut duplicates = Vec::new();
+    for _ in 0..2 {
+        let store = store.clone();
+        duplicates.push(tokio::spawn(async move {
+            let ev = archived(
+                event("dysart", "/dysart/permitting", "twice", "ca.x.issued", None),
+                0,
+            );
+            store.archive(&ev, &[]).await
+        }));
+    }
+    let mismatched = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut ev = archived(
+                event("dysart", "/dysart/permitting", "wrong", "ca.x.issued", None),
+                0,
+            );
+            ev.tenant = "minden".into();
+            store.archive(&ev, &[]).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.release().await;
+
+    assert!(first.await.expect("task").expect("first archive"));
+    for h in good {
+        h.await.expect("task").expect("good write");
+    }
+    let mut stored = Vec::new();
+    for h in duplicates {
+        stored.push(h.await.expect("task").expect("duplicate archive"));
+    }
+    stored.sort();
+    assert_eq!(
+        stored,
+        [false, true],
+        "the second archive of one event is a no-op"
+    );
+    let err = mismatched
+        .await
+        .expect("task")
+        .expect_err("tenant mismatch");
+    assert_eq!(err.kind, PortErrorKind::Rejected);
+
+    // 12 events (first, good-0..9, twice), 10 attempts; nothing of the poisoned one.
+    assert_eq!(store.count_events(None).await.expect("count"), 12);
+    assert!(!store.is_delivered("poison").await.expect("is_delivered"));
+    let attempts = store
+        .attempts_for_event("dysart", "/dysart/permitting", "good-4")
+        .await
+        .expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    let log = store.audit_entries(0, 1_000).await.expect("audit");
+    assert_eq!(log.len(), 12 * 2 + 10);
+    assert!(log.iter().all(|r| !r.detail.contains("poison")));
+    assert_archive_entries_adjacent(&log);
+    let v = store.verify_audit().await.expect("verify");
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.last_seq, log.len() as i64);
+
+    // Alone in its batch, the refused write fails just the same.
+    let mut poisoned = attempt("poison", 2, AttemptStatus::Delivered, 0);
+    poisoned.event_id = "good-4".into();
+    let err = store
+        .record_attempt(&poisoned)
+        .await
+        .expect_err("poisoned attempt");
+    assert_eq!(err.kind, PortErrorKind::Rejected, "{}", err.message);
+    assert!(
+        err.message.contains("recording a delivery attempt"),
+        "{}",
+        err.message
+    );
+    assert!(store.verify_audit().await.expect("verify").is_intact());
+    store.close().await;
+}
+
+async fn writes_after_close_are_unavailable(db: &TestDb) {
+    let store = db.store().await;
+    let clone = store.clone();
+    // Writes in flight when close() is called are applied or refused, never lost
+    // silently and never left waiting.
+    let mut in_flight = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        in_flight.push(tokio::spawn(async move {
+            let ev = archived(
+                event(
+                    "dysart",
+                    "/dysart/permitting",
+                    &format!("c-{i}"),
+                    "ca.x.issued",
+                    None,
+                ),
+                i,
+            );
+            store.archive(&ev, &[]).await
+        }));
+    }
+    tokio::task::yield_now().await;
+    tokio::time::timeout(Duration::from_secs(30), store.close())
+        .await
+        .expect("close drains the writer");
+    let mut applied = 0u64;
+    for h in in_flight {
+        match tokio::time::timeout(Duration::from_secs(30), h)
+            .await
+            .expect("no write hangs")
+            .expect("task")
+        {
+            Ok(stored) => {
+                assert!(stored);
+                applied += 1;
+            }
+            Err(e) => assert_eq!(e.kind, PortErrorKind::Unavailable, "{}", e.message),
+        }
+    }
+
+    let ev = archived(
+        event("dysart", "/dysart/permitting", "late", "ca.x.issued", None),
+        0,
+    );
+    for s in [&store, &clone] {
+        let err = s.archive(&ev, &[]).await.expect_err("archive after close");
+        assert_eq!(err.kind, PortErrorKind::Unavailable, "{}", err.message);
+        assert!(err.message.contains("closed"), "{}", err.message);
+        let err = s
+            .record_attempt(&attempt("k", 1, AttemptStatus::Delivered, 0))
+            .await
+            .expect_err("attempt after close");
+        assert_eq!(err.kind, PortErrorKind::Unavailable, "{}", err.message);
+        let record = QuarantineRecord {
+            id: "q-late".into(),
+            tenant: None,
+            transport: "http".into(),
+            reason_kind: "malformed-json".into(),
+            field: String::new(),
+            reason: "late".into(),
+            body: Vec::new(),
+            headers: Vec::new(),
+            received_at: at(0),
+        };
+        let err = s
+            .quarantine(&record)
+            .await
+            .expect_err("quarantine after close");
+        assert_eq!(err.kind, PortErrorKind::Unavailable, "{}", err.message);
+        let err = s
+            .archive_event(&ev, &[])
+            .await
+            .expect_err("inherent archive after close");
+        assert!(matches!(err, StoreError::Closed { .. }), "{err}");
+        assert!(err.is_unavailable());
+    }
+    // Closing again is harmless.
+    clone.close().await;
+
+    // What was acknowledged was committed.
+    let reopened = db.store().await;
+    assert_eq!(reopened.count_events(None).await.expect("count"), applied);
+    assert!(reopened.verify_audit().await.expect("verify").is_intact());
+    reopened.close().await;
+}
+
+#[test]
+fn a_dead_writer_means_unavailable_not_a_hang() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let first = tokio::runtime::Runtime::new().expect("runtime");
+    let store = first.block_on(SqlStore::connect(&url)).expect("connect");
+    // The writer task lives on the first runtime; shutting it down kills the task.
+    drop(first);
+    let second = tokio::runtime::Runtime::new().expect("runtime");
+    second.block_on(async {
+        let ev = archived(
+            event(
+                "dysart",
+                "/dysart/permitting",
+                "orphan",
+                "ca.x.issued",
+                None,
+            ),
+            0,
+        );
+        let err = tokio::time::timeout(Duration::from_secs(10), store.archive(&ev, &[]))
+            .await
+            .expect("no hang")
+            .expect_err("no writer");
+        assert_eq!(err.kind, PortErrorKind::Unavailable, "{}", err.message);
+        assert!(err.message.contains("writer"), "{}", err.message);
+    });
 }
 
 // ---------------------------------------------------------------------------------------

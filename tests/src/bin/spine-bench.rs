@@ -215,10 +215,10 @@ async fn run_baseline(n: usize) -> anyhow::Result<Duration> {
     post_all(format!("http://{addr}/v1/events"), None, bodies).await?;
     let ingested = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(600);
-    while sim.received().len() < n && Instant::now() < deadline {
+    while sim.request_count() < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    anyhow::ensure!(sim.received().len() >= n, "baseline: deliveries missing");
+    anyhow::ensure!(sim.request_count() >= n, "baseline: deliveries missing");
     let took = started.elapsed();
     println!(
         "baseline   ingest {:>8.0} events/s   end-to-end {:>8.0} events/s",
