@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
-cargo build --locked -p civicbus-server
-exec ./target/debug/civicbus demo "$@"
+cargo build --locked -p civicbus-server --bin civicbus
+exec cargo run --locked --quiet -p civicbus-server -- demo "$@"

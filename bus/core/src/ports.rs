@@ -287,6 +287,8 @@ pub enum AuditAction {
     Delivered,
     /// A delivery attempt failed.
     DeliveryFailed,
+    /// A delivery was dead-lettered (terminal failure, gone, or retries exhausted).
+    DeadLettered,
 }
 
 impl AuditAction {
@@ -298,6 +300,7 @@ impl AuditAction {
             AuditAction::Routed => "routed",
             AuditAction::Delivered => "delivered",
             AuditAction::DeliveryFailed => "delivery-failed",
+            AuditAction::DeadLettered => "dead-lettered",
         }
     }
 }
@@ -323,6 +326,73 @@ pub struct AuditRecord {
     pub prev_hash: String,
     /// SHA-256 over this entry and `prev_hash` (hex).
     pub hash: String,
+}
+
+/// Why a delivery was dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeadLetterReason {
+    /// The subscriber's answer means retrying cannot help (e.g. 400, 422).
+    Terminal,
+    /// The subscriber said the endpoint is gone (410).
+    Gone,
+    /// The retry policy's maximum number of attempts was reached.
+    AttemptsExhausted,
+    /// The retry policy's maximum age was reached.
+    MaxAgeExceeded,
+}
+
+impl DeadLetterReason {
+    /// The stable string stored and shown to operators.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::Terminal => "terminal",
+            DeadLetterReason::Gone => "gone",
+            DeadLetterReason::AttemptsExhausted => "attempts-exhausted",
+            DeadLetterReason::MaxAgeExceeded => "max-age-exceeded",
+        }
+    }
+
+    /// Parse the stored string.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "terminal" => DeadLetterReason::Terminal,
+            "gone" => DeadLetterReason::Gone,
+            "attempts-exhausted" => DeadLetterReason::AttemptsExhausted,
+            "max-age-exceeded" => DeadLetterReason::MaxAgeExceeded,
+            _ => return None,
+        })
+    }
+}
+
+/// A delivery that failed for good, kept with its whole context. The attempts themselves
+/// are the delivery attempts recorded under the same idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Record id (UUID).
+    pub id: String,
+    /// Tenant of the subscription.
+    pub tenant: String,
+    /// Subscription key.
+    pub subscription: String,
+    /// Idempotency key (`webhook-id`) of the delivery.
+    pub idempotency_key: String,
+    /// The event, as it was to be delivered.
+    pub event: CloudEvent,
+    /// Tenant owning the event.
+    pub event_tenant: String,
+    /// Why.
+    pub reason: DeadLetterReason,
+    /// The last failure, in words (no secrets).
+    pub error: String,
+    /// HTTP status of the last attempt, if any.
+    pub last_response_code: Option<u16>,
+    /// Number of attempts made.
+    pub attempts: u32,
+    /// When the bus accepted the event.
+    pub received_at: Option<DateTime<Utc>>,
+    /// When it was dead-lettered.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A search over the archive.
