@@ -109,6 +109,10 @@ pub struct Harness {
 impl Harness {
     /// A deployment on `backend` with a unique prefix for `test`.
     pub async fn new(test: &str, backend: Backend) -> anyhow::Result<Harness> {
+        // `CIVICBUS_TEST_LOG=debug cargo test … -- --nocapture` shows the bus's logs.
+        if let Ok(level) = std::env::var("CIVICBUS_TEST_LOG") {
+            civicbus_server::telemetry::init(false, &level);
+        }
         let store = StoreFixture::new(backend).await?;
         let mut config = Config::default();
         config.api.listen = "127.0.0.1:0".parse().context("listen address")?;
@@ -116,7 +120,9 @@ impl Harness {
         config.broker.url = amqp_url();
         config.broker.prefix = unique_prefix(test);
         config.store.url = store.url.clone();
-        config.delivery.retry_delay = Duration::from_secs(1);
+        config.delivery.retry.initial_backoff = Duration::from_secs(1);
+        config.delivery.retry.multiplier = 1.0;
+        config.delivery.retry.jitter = 0.0;
         config.delivery.timeout = Duration::from_secs(5);
         let mut tokens = BTreeMap::new();
         for id in TENANTS {
@@ -167,6 +173,7 @@ impl Harness {
                 timeout: None,
             }),
             amqp: None,
+            retry: None,
         });
     }
 
@@ -189,6 +196,7 @@ impl Harness {
                 exchange: exchange.into(),
                 routing_key: Some(routing_key.into()),
             }),
+            retry: None,
         });
     }
 

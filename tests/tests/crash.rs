@@ -133,8 +133,10 @@ prefix = "{prefix}"
 [store]
 url = "{store}"
 [delivery]
-retry_delay = "1s"
 concurrency = 32
+[delivery.retry]
+initial_backoff = "1s"
+multiplier = 1.0
 
 [[tenants]]
 id = "dysart"

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use civicbus_core::ports::{AttemptStatus, EventStore};
+use civicbus_core::ports::{AttemptStatus, DeadLetterQuery, DeadLetterReason, EventStore};
 use civicbus_server::auth::generate_secret;
 use civicbus_server::config::WebhookMode;
 use civicbus_tests::{Backend, Harness, WebhookSimulator, eventually, permit_event, prefix};
@@ -137,6 +137,16 @@ async fn terminal_failures_are_dead_lettered_with_their_cause() {
     assert_eq!(attempts.len(), 1, "a terminal failure is not retried");
     assert_eq!(attempts[0].status, AttemptStatus::Terminal);
     assert_eq!(attempts[0].response_code, Some(422));
+    let dead = bus
+        .store()
+        .list_dead_letters(&DeadLetterQuery::default())
+        .await
+        .expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason, DeadLetterReason::Terminal);
+    assert_eq!(dead[0].last_response_code, Some(422));
+    assert_eq!(dead[0].event.id, "t-1");
+    assert_eq!(dead[0].subscription, "dysart.finance");
     bus.stop().await;
 }
 
@@ -187,5 +197,93 @@ async fn an_unreachable_subscriber_is_retried_not_lost() {
         retried,
         "connection refused is retried, with the reason recorded"
     );
+    bus.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscriber_down_for_good_is_dead_lettered_after_the_policy_and_blocks_nothing() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let secret = generate_secret();
+    let healthy = WebhookSimulator::start("finance", vec![secret.clone()])
+        .await
+        .expect("sim");
+    let mut h = Harness::new("exhaust", Backend::Sqlite)
+        .await
+        .expect("harness");
+    h.webhook(
+        "dysart",
+        "down",
+        vec![],
+        format!("http://127.0.0.1:{port}/events"),
+        vec![secret.clone()],
+        WebhookMode::Binary,
+    );
+    if let Some(s) = h.config.subscriptions.last_mut() {
+        s.retry = Some(civicbus_server::config::RetryOverride {
+            max_attempts: Some(3),
+            ..Default::default()
+        });
+    }
+    h.webhook(
+        "dysart",
+        "healthy",
+        vec![],
+        healthy.url(),
+        vec![secret],
+        WebhookMode::Binary,
+    );
+    let bus = h.start().await.expect("bus");
+    for i in 0..5 {
+        let (status, _) = bus
+            .publish(
+                "dysart",
+                &permit_event("dysart", &format!("x-{i}"), "issued", "BP-9"),
+            )
+            .await
+            .expect("post");
+        assert_eq!(status, 202);
+    }
+    // The healthy subscriber is not held up by the dead one.
+    assert!(healthy.wait_for(5, WAIT).await);
+    let store = bus.store();
+    let all_dead = eventually(WAIT, || {
+        let store = store.clone();
+        async move {
+            store
+                .list_dead_letters(&DeadLetterQuery::default())
+                .await
+                .map(|d| d.len() == 5)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(all_dead, "every event dead-lettered after 3 attempts");
+    for d in store
+        .list_dead_letters(&DeadLetterQuery::default())
+        .await
+        .expect("list")
+    {
+        assert_eq!(d.reason, DeadLetterReason::AttemptsExhausted);
+        assert_eq!(d.attempts, 3);
+        assert_eq!(d.subscription, "dysart.down");
+        assert!(d.error.contains("refused"), "{}", d.error);
+        let attempts = store
+            .attempts_for_event("dysart", "/dysart/permitting", &d.event.id)
+            .await
+            .expect("attempts");
+        let down: Vec<_> = attempts
+            .iter()
+            .filter(|a| a.subscription == "dysart.down")
+            .collect();
+        assert_eq!(down.len(), 3, "every attempt kept");
+        // Waits were honoured: about 1 s between attempts.
+        for w in down.windows(2) {
+            let gap = (w[1].at - w[0].at).to_std().unwrap_or_default();
+            assert!(gap >= Duration::from_millis(900), "{gap:?}");
+        }
+    }
     bus.stop().await;
 }

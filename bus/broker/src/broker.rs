@@ -51,6 +51,10 @@ pub struct BrokerOptions {
     /// Connection name shown by `rabbitmqctl list_connections client_properties`.
     /// Default `civicbus`.
     pub connection_name: String,
+    /// Deliveries of one message a subscription queue allows (`x-delivery-limit`) before
+    /// RabbitMQ dead-letters it as poison. Retries through the delay queues do not count:
+    /// each is a new message. Default 20.
+    pub delivery_limit: u32,
 }
 
 impl Default for BrokerOptions {
@@ -65,6 +69,7 @@ impl Default for BrokerOptions {
             reconnect_max_delay: Duration::from_secs(30),
             reconnect_max_attempts: None,
             connection_name: "civicbus".to_string(),
+            delivery_limit: 20,
         }
     }
 }
@@ -104,6 +109,19 @@ impl ExchangeType {
 
 fn long_string(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s.as_bytes()))
+}
+
+/// Explain a PRECONDITION_FAILED on declaring `queue` (it exists with other arguments).
+fn precondition_hint(e: PortError, queue: &str) -> PortError {
+    if e.message.contains("PRECONDITION_FAILED") {
+        PortError::rejected(format!(
+            "{}; queue '{queue}' exists with other arguments (declared by an older civicbus?): \
+             let it drain, then delete it (`rabbitmqctl delete_queue {queue}`) and start again",
+            e.message
+        ))
+    } else {
+        e
+    }
 }
 
 fn quorum_args() -> FieldTable {
@@ -302,7 +320,7 @@ impl Broker {
     }
 
     /// Declare the ingress and events exchanges, the ingress and route queues and their
-    /// bindings. Idempotent.
+    /// bindings, and the delay exchange with its level queues. Idempotent.
     pub async fn declare_base(&self) -> Result<(), PortError> {
         let t = &self.shared.topology;
         self.declare_exchange(&t.ingress_exchange(), ExchangeType::Topic)
@@ -315,48 +333,64 @@ impl Broker {
             .await?;
         self.bind_queue(&t.route_queue(), &t.events_exchange(), "#")
             .await?;
-        Ok(())
+        self.declare_delays().await
     }
 
-    /// Declare the queues of subscription `key` (`<tenant>.<id>`): its delivery queue,
-    /// its retry queue (messages wait `retry_delay`, then are dead-lettered back to the
-    /// delivery queue, at least once) and its dead-letter queue. Idempotent.
-    ///
-    /// A retry queue's delay cannot change once declared (RabbitMQ refuses: rejected
-    /// error). To change it, let the retry queue drain, delete it and declare again.
-    pub async fn declare_subscription(
-        &self,
-        key: &str,
-        retry_delay: Duration,
-    ) -> Result<(), PortError> {
+    /// Declare the queues of subscription `key` (`<tenant>.<id>`): its delivery queue and
+    /// its dead-letter queue. The delivery queue has a delivery limit
+    /// ([`BrokerOptions::delivery_limit`]): a poison message that keeps crashing its
+    /// consumer is dead-lettered (at least once) to the dead-letter queue instead of
+    /// looping forever. Idempotent.
+    pub async fn declare_subscription(&self, key: &str) -> Result<(), PortError> {
         let t = &self.shared.topology;
         let delivery = t.subscription_queue(key);
-        let retry = t.retry_queue(key);
         let dead = t.dead_letter_queue(key);
-        self.declare_quorum_queue(&delivery).await?;
         self.declare_quorum_queue(&dead).await?;
-        let ttl_ms = i64::try_from(retry_delay.as_millis()).unwrap_or(i64::MAX);
         let mut args = quorum_args();
-        args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl_ms));
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(self.shared.options.delivery_limit)),
+        );
         args.insert("x-dead-letter-exchange".into(), long_string(""));
-        args.insert("x-dead-letter-routing-key".into(), long_string(&delivery));
+        args.insert("x-dead-letter-routing-key".into(), long_string(&dead));
         args.insert(
             "x-dead-letter-strategy".into(),
             long_string("at-least-once"),
         );
         args.insert("x-overflow".into(), long_string("reject-publish"));
-        self.declare_queue_with(&retry, args).await.map_err(|e| {
-            if e.message.contains("PRECONDITION_FAILED") {
-                PortError::rejected(format!(
-                    "{}; the retry queue '{retry}' was declared with another retry delay or \
-                     arguments: restore the old delay, or wait until it is empty and delete it \
-                     (`rabbitmqctl delete_queue {retry}`)",
-                    e.message
-                ))
-            } else {
-                e
-            }
-        })
+        self.declare_queue_with(&delivery, args)
+            .await
+            .map_err(|e| precondition_hint(e, &delivery))
+    }
+
+    /// Declare the delay exchange and its level queues (shared by every subscription):
+    /// see [`Topology`]. Idempotent.
+    pub async fn declare_delays(&self) -> Result<(), PortError> {
+        let t = self.shared.topology.clone();
+        let exchange = t.delay_exchange();
+        self.declare_exchange(&exchange, ExchangeType::Headers)
+            .await?;
+        for level in 0..crate::topology::DELAY_LEVELS {
+            let queue = t.delay_queue(level);
+            let mut args = quorum_args();
+            args.insert("x-dead-letter-exchange".into(), long_string(""));
+            args.insert(
+                "x-dead-letter-strategy".into(),
+                long_string("at-least-once"),
+            );
+            args.insert("x-overflow".into(), long_string("reject-publish"));
+            self.declare_queue_with(&queue, args)
+                .await
+                .map_err(|e| precondition_hint(e, &queue))?;
+            let mut bind = FieldTable::default();
+            bind.insert("x-match".into(), long_string("all"));
+            bind.insert(
+                crate::topology::DELAY_LEVEL_HEADER.into(),
+                long_string(&level.to_string()),
+            );
+            self.bind_queue_with(&queue, &exchange, "", bind).await?;
+        }
+        Ok(())
     }
 
     /// Declare a durable exchange. Idempotent; fails as rejected if it exists with
@@ -401,6 +435,17 @@ impl Broker {
         exchange: &str,
         routing_key: &str,
     ) -> Result<(), PortError> {
+        self.bind_queue_with(queue, exchange, routing_key, FieldTable::default())
+            .await
+    }
+
+    async fn bind_queue_with(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        args: FieldTable,
+    ) -> Result<(), PortError> {
         let what = format!("binding queue '{queue}' to exchange '{exchange}' with '{routing_key}'");
         let (q, x, k) = (
             short(queue, "queue name")?,
@@ -408,7 +453,7 @@ impl Broker {
             short(routing_key, "routing key")?,
         );
         let ch = self.shared.temp_channel().await?;
-        ch.queue_bind(q, x, k, QueueBindOptions::default(), FieldTable::default())
+        ch.queue_bind(q, x, k, QueueBindOptions::default(), args)
             .await
             .map_err(|e| classify(&e, &what))
     }
@@ -466,15 +511,21 @@ impl Broker {
         let mut queues = vec![t.ingress_queue(), t.route_queue()];
         for k in subscription_keys {
             queues.push(t.subscription_queue(k));
-            queues.push(t.retry_queue(k));
             queues.push(t.dead_letter_queue(k));
+        }
+        for level in 0..crate::topology::DELAY_LEVELS {
+            queues.push(t.delay_queue(level));
         }
         for q in queues {
             if let Err(e) = self.delete_queue(&q).await {
                 first.get_or_insert(e);
             }
         }
-        for x in [t.ingress_exchange(), t.events_exchange()] {
+        for x in [
+            t.ingress_exchange(),
+            t.events_exchange(),
+            t.delay_exchange(),
+        ] {
             if let Err(e) = self.delete_exchange(&x).await {
                 first.get_or_insert(e);
             }

@@ -72,7 +72,7 @@ mod send_checks {
         is_send(&b.consume_ingress());
         is_send(&b.consume_subscription("k", 1));
         is_send(&b.declare_base());
-        is_send(&b.declare_subscription("k", std::time::Duration::from_secs(1)));
+        is_send(&b.declare_subscription("k"));
         is_send(&b.queue_stats("q"));
         is_send(&b.close());
         is_send(&b.publisher().publish_confirmed_as("u", vec![]));

@@ -186,7 +186,7 @@ fn prepare(
     let (exchange, routing_key) = match destination {
         Destination::Events { routing_key } => (t.events_exchange(), routing_key.clone()),
         Destination::Subscription { key } => (String::new(), t.subscription_queue(key)),
-        Destination::Retry { key } => (String::new(), t.retry_queue(key)),
+        Destination::Retry { key, .. } => (t.delay_exchange(), t.subscription_queue(key)),
         Destination::DeadLetter { key } => (String::new(), t.dead_letter_queue(key)),
         Destination::Exchange {
             exchange,
@@ -196,7 +196,20 @@ fn prepare(
     let mut properties = BasicProperties::default()
         .with_delivery_mode(PERSISTENT)
         .with_content_type(short(&message.content_type, "content type")?);
-    if !message.headers.is_empty() {
+    if let Destination::Retry { delay, .. } = destination {
+        // The level queue is chosen by header; the wait is the message's own TTL.
+        let level = crate::topology::Topology::delay_level(*delay);
+        let mut headers = message.headers.clone();
+        headers.retain(|(k, _)| k != crate::topology::DELAY_LEVEL_HEADER);
+        headers.push((
+            crate::topology::DELAY_LEVEL_HEADER.to_string(),
+            level.to_string(),
+        ));
+        let ms = delay.as_millis().max(1);
+        properties = properties
+            .with_headers(to_field_table(&headers)?)
+            .with_expiration(short(&ms.to_string(), "expiration")?);
+    } else if !message.headers.is_empty() {
         properties = properties.with_headers(to_field_table(&message.headers)?);
     }
     if let Some(id) = &message.message_id {

@@ -133,11 +133,11 @@ async fn topology_declares_twice_and_queues_are_quorum() {
     broker.declare_base().await.expect("second declare_base");
     let key = "dysart.records";
     broker
-        .declare_subscription(key, Duration::from_secs(5))
+        .declare_subscription(key)
         .await
         .expect("declare subscription");
     broker
-        .declare_subscription(key, Duration::from_secs(5))
+        .declare_subscription(key)
         .await
         .expect("declare subscription again");
     let t = broker.topology().clone();
@@ -145,21 +145,31 @@ async fn topology_declares_twice_and_queues_are_quorum() {
         t.ingress_queue(),
         t.route_queue(),
         t.subscription_queue(key),
-        t.retry_queue(key),
         t.dead_letter_queue(key),
+        t.delay_queue(0),
+        t.delay_queue(17),
     ] {
         let stats = broker.queue_stats(&q).await.expect("queue exists");
         assert_eq!(stats.messages, 0, "{q}");
         assert_eq!(stats.consumers, 0, "{q}");
     }
 
-    // Another retry delay cannot be applied to an existing retry queue: a clear refusal.
-    let err = broker
-        .declare_subscription(key, Duration::from_secs(9))
+    // A queue that exists with other arguments is refused with advice.
+    let stale = t.subscription_queue("dysart.stale");
+    broker
+        .declare_quorum_queue(&stale)
         .await
-        .expect_err("changed delay refused");
+        .expect("plain queue");
+    let err = broker
+        .declare_subscription("dysart.stale")
+        .await
+        .expect_err("other arguments refused");
     assert_eq!(err.kind, PortErrorKind::Rejected);
     assert!(err.message.contains("rabbitmqctl delete_queue"), "{err}");
+    let _ = broker.delete_queue(&stale).await;
+    let _ = broker
+        .delete_queue(&t.dead_letter_queue("dysart.stale"))
+        .await;
 
     // Every queue is a quorum queue.
     let out = std::process::Command::new("rabbitmqctl")
@@ -171,7 +181,8 @@ async fn topology_declares_twice_and_queues_are_quorum() {
         .lines()
         .filter(|l| l.starts_with(t.prefix()))
         .collect();
-    assert_eq!(ours.len(), 5, "{listing}");
+    // ingress, route, delivery, dead-letter, and the 18 delay levels.
+    assert_eq!(ours.len(), 22, "{listing}");
     for line in ours {
         assert!(line.trim_end().ends_with("quorum"), "{line}");
     }
@@ -235,10 +246,7 @@ async fn publish_to_events_lands_in_route_queue_intact() {
 
     // On the wire: persistent, headers are AMQP long strings.
     let key = "dysart.wire";
-    broker
-        .declare_subscription(key, Duration::from_secs(5))
-        .await
-        .expect("declare");
+    broker.declare_subscription(key).await.expect("declare");
     publisher
         .publish_confirmed(vec![(
             Destination::Subscription { key: key.into() },
@@ -365,10 +373,7 @@ async fn concurrent_publishers_share_the_pool() {
 async fn consumer_converts_headers_of_every_type() {
     let (broker, _guard) = setup().await;
     let key = "dysart.headers";
-    broker
-        .declare_subscription(key, Duration::from_secs(5))
-        .await
-        .expect("declare");
+    broker.declare_subscription(key).await.expect("declare");
     let queue = broker.topology().subscription_queue(key);
 
     let mut nested = FieldTable::default();
@@ -474,10 +479,7 @@ async fn consumer_converts_headers_of_every_type() {
 async fn nack_requeue_redelivers_with_count() {
     let (broker, _guard) = setup().await;
     let key = "dysart.nack";
-    broker
-        .declare_subscription(key, Duration::from_secs(5))
-        .await
-        .expect("declare");
+    broker.declare_subscription(key).await.expect("declare");
     broker
         .publisher()
         .publish_confirmed(vec![(
@@ -563,10 +565,7 @@ async fn missing_exchange_and_unroutable_are_rejected_not_hangs() {
 
     // One unroutable message among routable ones fails the whole call.
     let key = "dysart.mixed";
-    broker
-        .declare_subscription(key, Duration::from_secs(5))
-        .await
-        .expect("declare");
+    broker.declare_subscription(key).await.expect("declare");
     let err = publisher
         .publish_confirmed(vec![
             (
@@ -614,18 +613,18 @@ async fn missing_exchange_and_unroutable_are_rejected_not_hangs() {
 }
 
 #[tokio::test]
-async fn retry_queue_returns_messages_after_the_delay_and_dead_letters_stay() {
+async fn retries_come_back_after_their_delay_and_dead_letters_stay() {
     let (broker, _guard) = setup().await;
     let key = "dysart.retry";
-    broker
-        .declare_subscription(key, Duration::from_millis(300))
-        .await
-        .expect("declare");
+    broker.declare_subscription(key).await.expect("declare");
     let publisher = broker.publisher();
     publisher
         .publish_confirmed(vec![
             (
-                Destination::Retry { key: key.into() },
+                Destination::Retry {
+                    key: key.into(),
+                    delay: Duration::from_millis(300),
+                },
                 message("{}", "later"),
             ),
             (
@@ -639,7 +638,11 @@ async fn retry_queue_returns_messages_after_the_delay_and_dead_letters_stay() {
     let mut sub = broker.consume_subscription(key, 4).await.expect("consume");
     let started = Instant::now();
     let msg = next(&mut sub).await;
-    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(
+        msg.header("civicbus-delay-level").is_some(),
+        "routed through a delay level"
+    );
     assert_eq!(msg.message_id.as_deref(), Some("later"));
     assert_eq!(msg.header("x-test"), Some("later"));
     msg.acker.ack().await.expect("ack");
@@ -648,11 +651,8 @@ async fn retry_queue_returns_messages_after_the_delay_and_dead_letters_stay() {
         .await
         .expect("stats");
     assert_eq!(dead.messages, 1);
-    let retry = broker
-        .queue_stats(&t.retry_queue(key))
-        .await
-        .expect("stats");
-    assert_eq!(retry.messages, 0);
+    let level = broker.queue_stats(&t.delay_queue(0)).await.expect("stats");
+    assert_eq!(level.messages, 0);
     teardown(&broker, &[key]).await;
 }
 
@@ -682,6 +682,7 @@ fn amqp_subscription(exchange: &str, routing_key: Option<&str>) -> Subscription 
             routing_key: routing_key.map(str::to_string),
         }),
         concurrency: 1,
+        retry: civicbus_core::RetryPolicy::default(),
     }
 }
 
@@ -887,10 +888,7 @@ async fn recovers_after_the_broker_closes_the_connection() {
     })
     .await;
     let key = "dysart.recover";
-    broker
-        .declare_subscription(key, Duration::from_secs(5))
-        .await
-        .expect("declare");
+    broker.declare_subscription(key).await.expect("declare");
     let publisher = broker.publisher();
     let mut sub = broker.consume_subscription(key, 4).await.expect("consume");
     publisher

@@ -37,3 +37,6 @@ pub const HEADER_ATTEMPT: &str = "x-civicbus-attempt";
 pub const HEADER_ERROR: &str = "x-civicbus-error";
 /// AMQP header on a dead letter: the outcome of the last attempt (`terminal`, `gone`, …).
 pub const HEADER_OUTCOME: &str = "x-civicbus-outcome";
+/// AMQP header on a dead letter: why it was dead-lettered (`terminal`, `gone`,
+/// `attempts-exhausted`, `max-age-exceeded`).
+pub const HEADER_DEAD_LETTER_REASON: &str = "x-civicbus-dead-letter-reason";

@@ -72,6 +72,8 @@ pub enum Destination {
     Retry {
         /// Subscription key.
         key: String,
+        /// How long to wait before the delivery is offered again.
+        delay: std::time::Duration,
     },
     /// A subscription's dead-letter queue: deliveries that failed for good, kept with
     /// their failure context for operators.
@@ -395,6 +397,20 @@ pub struct DeadLetter {
     pub created_at: DateTime<Utc>,
 }
 
+/// A search over the dead letters. Every filter given must match; results come newest
+/// first (by `created_at`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterQuery {
+    /// Only dead letters of this tenant (the subscription's tenant).
+    pub tenant: Option<String>,
+    /// Only dead letters of this subscription key (`<tenant>.<id>`).
+    pub subscription: Option<String>,
+    /// Only dead letters dead-lettered for this reason.
+    pub reason: Option<DeadLetterReason>,
+    /// Most rows returned; 0 means 100. Stores may cap it.
+    pub limit: u32,
+}
+
 /// A search over the archive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
@@ -414,7 +430,8 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
-/// The system of record for the archive, quarantine, delivery attempts and audit.
+/// The system of record for the archive, quarantine, delivery attempts, dead letters and
+/// audit.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Archive an accepted event and audit `received` and `routed` (to `routed_to`
@@ -463,6 +480,25 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Audit entries with `seq > after`, oldest first, at most `limit`.
     async fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError>;
+
+    /// Keep a delivery that failed for good, and audit `dead-lettered` (subscription,
+    /// idempotency key, the event's tenant, source and id, reason, attempts, last response
+    /// code and the error cut to 256 characters; never the payload), both in one
+    /// transaction.
+    ///
+    /// Idempotent on `record.idempotency_key`: if a dead letter with that key is stored
+    /// already (a redelivery after a crash between this write and the acknowledgement),
+    /// nothing is stored or audited and the call returns `Ok`.
+    async fn dead_letter(&self, record: &DeadLetter) -> Result<(), PortError>;
+
+    /// Dead letters matching `query`, newest first.
+    async fn list_dead_letters(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Result<Vec<DeadLetter>, PortError>;
+
+    /// One dead letter by its record id.
+    async fn get_dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, PortError>;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ impl SinkSpec {
 }
 
 /// A tenant's subscription: which events, delivered where.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Subscription {
     /// Name, unique within the tenant.
     pub id: String,
@@ -70,6 +70,8 @@ pub struct Subscription {
     pub sink: SinkSpec,
     /// Most deliveries in flight at once for this subscription.
     pub concurrency: u16,
+    /// When failed deliveries are retried and when they are dead-lettered.
+    pub retry: crate::retry::RetryPolicy,
 }
 
 impl Subscription {

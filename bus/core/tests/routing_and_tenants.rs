@@ -27,6 +27,7 @@ fn sub(tenant: &str, id: &str, filters: Vec<Filter>) -> Subscription {
         filters,
         sink: webhook(),
         concurrency: 4,
+        retry: civicbus_core::RetryPolicy::default(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Delivery: one worker per subscription sends each event through the subscription's sink,
 //! records the attempt, and settles the message. A delivery that already succeeded (same
-//! idempotency key) is not sent again. A retryable failure waits durably in the
-//! subscription's retry queue; a terminal one goes to its dead-letter queue with the cause.
+//! idempotency key) is not sent again. A retryable failure waits durably in RabbitMQ's
+//! delay queues for as long as the subscription's retry policy says (or the subscriber's
+//! `Retry-After`); a terminal one, or one whose retries are exhausted, is recorded as a
+//! dead letter in the store and moved to the subscription's dead-letter queue.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,14 +11,14 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use civicbus_core::binding::ParseLimits;
 use civicbus_core::delivery::{
-    HEADER_ATTEMPT, HEADER_ERROR, HEADER_OUTCOME, HEADER_OUTPUT_INDEX, HEADER_TRACEPARENT,
-    idempotency_key,
+    HEADER_ATTEMPT, HEADER_DEAD_LETTER_REASON, HEADER_ERROR, HEADER_OUTCOME, HEADER_OUTPUT_INDEX,
+    HEADER_RECEIVED_AT, HEADER_TRACEPARENT, idempotency_key,
 };
 use civicbus_core::ports::{
-    AttemptStatus, DeliveryAttempt, DeliveryRequest, Destination, EventStore, InboundMessage,
-    OutboundMessage, Publisher, Sink, SinkOutcome,
+    AttemptStatus, DeadLetter, DeadLetterReason, DeliveryAttempt, DeliveryRequest, Destination,
+    EventStore, InboundMessage, OutboundMessage, Publisher, Sink, SinkOutcome,
 };
-use civicbus_core::{Subscription, wire};
+use civicbus_core::{RetryDecision, Subscription, wire};
 
 use crate::consumer;
 use crate::quarantine::{Reason, quarantine_and_ack};
@@ -101,6 +103,10 @@ impl DeliveryWorker {
             .unwrap_or(1);
         let attempt = first_attempt.saturating_add(msg.delivery_count);
         let key = idempotency_key(&self.key, &event.source, &event.id, output_index);
+        let received_at = msg
+            .header(HEADER_RECEIVED_AT)
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc));
 
         match self.store.is_delivered(&key).await {
             Ok(true) => {
@@ -155,36 +161,85 @@ impl DeliveryWorker {
             )
             .await;
         }
-        match &outcome {
+        let reason = match &outcome {
             SinkOutcome::Delivered { .. } => {
                 tracing::debug!(webhook_id = %key, subscription = %self.key, attempt, "delivered");
-                consumer::ack(&msg).await;
+                return consumer::ack(&msg).await;
             }
-            SinkOutcome::Retryable { reason, .. } => {
-                tracing::info!(webhook_id = %key, subscription = %self.key, attempt, reason = %reason, "delivery failed; will retry");
-                let next = self.republish(&msg, attempt.saturating_add(1), &outcome);
-                self.forward(
-                    &msg,
-                    Destination::Retry {
-                        key: self.key.clone(),
-                    },
-                    next,
-                )
-                .await;
+            SinkOutcome::Retryable {
+                reason,
+                retry_after,
+                ..
+            } => {
+                let age = received_at
+                    .and_then(|t| (Utc::now() - t).to_std().ok())
+                    .unwrap_or_default();
+                match self
+                    .subscription
+                    .retry
+                    .decide(&key, attempt, age, *retry_after)
+                {
+                    RetryDecision::RetryAfter(delay) => {
+                        tracing::info!(webhook_id = %key, subscription = %self.key, attempt, retry_in = ?delay, reason = %reason, "delivery failed; will retry");
+                        let next = self.republish(&msg, attempt.saturating_add(1), &outcome, None);
+                        return self
+                            .forward(
+                                &msg,
+                                Destination::Retry {
+                                    key: self.key.clone(),
+                                    delay,
+                                },
+                                next,
+                            )
+                            .await;
+                    }
+                    RetryDecision::GiveUp(why) => why,
+                }
             }
-            SinkOutcome::Terminal { reason, .. } | SinkOutcome::Gone { reason } => {
-                tracing::warn!(webhook_id = %key, subscription = %self.key, attempt, outcome = outcome.status().as_str(), reason = %reason, "delivery failed for good; dead-lettered");
-                let dead = self.republish(&msg, attempt, &outcome);
-                self.forward(
-                    &msg,
-                    Destination::DeadLetter {
-                        key: self.key.clone(),
-                    },
-                    dead,
-                )
-                .await;
-            }
+            SinkOutcome::Terminal { .. } => DeadLetterReason::Terminal,
+            SinkOutcome::Gone { .. } => DeadLetterReason::Gone,
+        };
+        tracing::warn!(
+            webhook_id = %key,
+            subscription = %self.key,
+            attempt,
+            reason = reason.as_str(),
+            error = outcome.error().unwrap_or(""),
+            "delivery failed for good; dead-lettered"
+        );
+        let record = DeadLetter {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant: self.subscription.tenant.clone(),
+            subscription: self.key.clone(),
+            idempotency_key: key.clone(),
+            event_tenant: event.tenant().unwrap_or_default().to_string(),
+            event,
+            reason,
+            error: outcome.error().unwrap_or_default().to_string(),
+            last_response_code: outcome.response_code(),
+            attempts: attempt,
+            received_at,
+            created_at: Utc::now(),
+        };
+        // The store's record first (it is what operators triage), then the queue copy;
+        // ack only when both are safe.
+        if let Err(e) = self.store.dead_letter(&record).await {
+            return consumer::requeue_after(
+                &msg,
+                &format!("store cannot record the dead letter: {e}"),
+                self.infra_backoff,
+            )
+            .await;
         }
+        let dead = self.republish(&msg, attempt, &outcome, Some(reason));
+        self.forward(
+            &msg,
+            Destination::DeadLetter {
+                key: self.key.clone(),
+            },
+            dead,
+        )
+        .await;
     }
 
     /// The message to publish again (to retry or dead-letter), carrying the attempt count
@@ -194,6 +249,7 @@ impl DeliveryWorker {
         msg: &InboundMessage,
         attempt: u32,
         outcome: &SinkOutcome,
+        dead: Option<DeadLetterReason>,
     ) -> OutboundMessage {
         let mut headers: Vec<(String, String)> = msg
             .headers
@@ -202,6 +258,7 @@ impl DeliveryWorker {
                 k != HEADER_ATTEMPT
                     && k != HEADER_ERROR
                     && k != HEADER_OUTCOME
+                    && k != HEADER_DEAD_LETTER_REASON
                     && !k.starts_with("x-death")
                     && k != "x-delivery-count"
                     && !k.starts_with("x-first-death")
@@ -213,6 +270,9 @@ impl DeliveryWorker {
         headers.push((HEADER_OUTCOME.into(), outcome.status().as_str().into()));
         if let Some(err) = outcome.error() {
             headers.push((HEADER_ERROR.into(), err.chars().take(500).collect()));
+        }
+        if let Some(reason) = dead {
+            headers.push((HEADER_DEAD_LETTER_REASON.into(), reason.as_str().into()));
         }
         OutboundMessage {
             body: msg.body.clone(),

@@ -99,6 +99,9 @@ impl RouteWorker {
         if !keys.is_empty() {
             let traceparent = msg.header(HEADER_TRACEPARENT).map(str::to_string);
             let template = wire::to_amqp(&archived.event, Vec::new());
+            let received = archived
+                .received_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             let deliveries = keys
                 .iter()
                 .map(|key| {
@@ -106,6 +109,8 @@ impl RouteWorker {
                     m.headers.push((HEADER_SUBSCRIPTION.into(), key.clone()));
                     m.headers.push((HEADER_OUTPUT_INDEX.into(), "0".into()));
                     m.headers.push((HEADER_ATTEMPT.into(), "1".into()));
+                    m.headers
+                        .push((HEADER_RECEIVED_AT.into(), received.clone()));
                     if let Some(tp) = &traceparent {
                         m.headers.push((HEADER_TRACEPARENT.into(), tp.clone()));
                     }

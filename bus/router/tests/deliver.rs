@@ -160,7 +160,15 @@ async fn a_retryable_failure_waits_in_the_retry_queue() {
     let published = f.publisher.published();
     assert_eq!(published.len(), 1);
     let (to, msg) = &published[0];
-    assert_eq!(*to, Destination::Retry { key: KEY.into() });
+    let Destination::Retry { key, delay } = to else {
+        panic!("published to {to:?}, not to the delay queues");
+    };
+    assert_eq!(key, KEY);
+    // The default policy waits 5 s ± 20 % after the first failure.
+    assert!(
+        *delay >= Duration::from_secs(4) && *delay <= Duration::from_secs(6),
+        "{delay:?}"
+    );
     assert_eq!(header(msg, HEADER_ATTEMPT), Some("2"), "next attempt");
     assert_eq!(header_count(msg, HEADER_ATTEMPT), 1);
     assert_eq!(header(msg, HEADER_OUTCOME), Some("retryable"));
@@ -422,4 +430,111 @@ async fn a_message_that_is_not_an_event_is_quarantined() {
     assert_eq!(q[0].tenant.as_deref(), Some("dysart"));
     assert!(f.sink.sent().is_empty());
     assert_eq!(f.log.settled(), [Settled::Ack]);
+}
+
+fn fixture_with(policy: civicbus_core::RetryPolicy, outcomes: Vec<SinkOutcome>) -> Fixture {
+    let mut f = fixture(outcomes);
+    f.sub.retry = policy;
+    f.worker = DeliveryWorker::new(
+        f.sub.clone(),
+        f.sink.clone(),
+        f.store.clone(),
+        f.publisher.clone(),
+        Default::default(),
+    )
+    .with_infra_backoff(NO_BACKOFF);
+    f
+}
+
+#[tokio::test]
+async fn retry_after_from_the_subscriber_sets_the_wait() {
+    let f = fixture(vec![SinkOutcome::Retryable {
+        status: Some(429),
+        reason: "HTTP 429".into(),
+        retry_after: Some(Duration::from_secs(90)),
+    }]);
+    f.worker.handle(delivery(&f.log, "m", &[])).await;
+    let (to, _) = &f.publisher.published()[0];
+    assert_eq!(
+        *to,
+        Destination::Retry {
+            key: KEY.into(),
+            delay: Duration::from_secs(90)
+        }
+    );
+}
+
+#[tokio::test]
+async fn exhausted_retries_are_dead_lettered_with_the_whole_context() {
+    let policy = civicbus_core::RetryPolicy {
+        max_attempts: 3,
+        ..civicbus_core::RetryPolicy::default()
+    };
+    let f = fixture_with(policy, vec![retryable("HTTP 503: month-end close")]);
+    let msg = inbound_event(
+        &permit(),
+        &[(HEADER_SUBSCRIPTION, KEY), (HEADER_ATTEMPT, "3")],
+        &f.log,
+        "m",
+    );
+    f.worker.handle(msg).await;
+    let (to, dead) = &f.publisher.published()[0];
+    assert_eq!(*to, Destination::DeadLetter { key: KEY.into() });
+    assert_eq!(
+        header(dead, civicbus_core::delivery::HEADER_DEAD_LETTER_REASON),
+        Some("attempts-exhausted")
+    );
+    let records = f.store.dead_letters();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(
+        r.reason,
+        civicbus_core::ports::DeadLetterReason::AttemptsExhausted
+    );
+    assert_eq!(r.attempts, 3);
+    assert_eq!(r.subscription, KEY);
+    assert_eq!(r.event.id, permit().id);
+    assert_eq!(r.error, "HTTP 503: month-end close");
+    assert_eq!(
+        r.idempotency_key,
+        idempotency_key(KEY, &permit().source, &permit().id, 0)
+    );
+    assert_eq!(f.log.settled(), [Settled::Ack]);
+}
+
+#[tokio::test]
+async fn events_older_than_max_age_are_dead_lettered() {
+    let policy = civicbus_core::RetryPolicy {
+        max_age: Duration::from_secs(3600),
+        ..civicbus_core::RetryPolicy::default()
+    };
+    let f = fixture_with(policy, vec![retryable("timeout")]);
+    let old = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    let msg = inbound_event(
+        &permit(),
+        &[
+            (HEADER_SUBSCRIPTION, KEY),
+            (civicbus_core::delivery::HEADER_RECEIVED_AT, old.as_str()),
+        ],
+        &f.log,
+        "m",
+    );
+    f.worker.handle(msg).await;
+    let records = f.store.dead_letters();
+    assert_eq!(
+        records[0].reason,
+        civicbus_core::ports::DeadLetterReason::MaxAgeExceeded
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_the_store_cannot_take_is_handed_back() {
+    let f = fixture(vec![SinkOutcome::Terminal {
+        status: Some(422),
+        reason: "HTTP 422".into(),
+    }]);
+    f.store.fail_next(StoreOp::DeadLetter, 1);
+    f.worker.handle(delivery(&f.log, "m", &[])).await;
+    assert!(f.publisher.published().is_empty(), "nothing moved on");
+    assert_eq!(f.log.settled(), [REQUEUED]);
 }

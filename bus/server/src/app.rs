@@ -106,7 +106,7 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
         .context("cannot declare the RabbitMQ topology")?;
     for sub in &resolved.subscriptions {
         broker
-            .declare_subscription(&sub.key(), config.delivery.retry_delay)
+            .declare_subscription(&sub.key())
             .await
             .with_context(|| format!("cannot declare the queues of subscription {}", sub.key()))?;
     }

@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use civicbus_core::Filter;
 use civicbus_core::subscription::{AmqpSinkSpec, HttpMode, SinkSpec, Subscription, WebhookSpec};
 use civicbus_core::tenant::{Audience, SharingRule, validate_name};
+use civicbus_core::{Filter, RetryPolicy};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_path_to_error::Segment;
@@ -149,9 +149,8 @@ pub struct DeliveryConfig {
     /// Webhook request timeout unless the subscription says otherwise.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    /// Wait before a failed delivery is offered again.
-    #[serde(with = "humantime_serde")]
-    pub retry_delay: Duration,
+    /// Retry policy of every subscription unless the subscription overrides it.
+    pub retry: RetryConfig,
 }
 
 impl Default for DeliveryConfig {
@@ -159,9 +158,88 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             concurrency: 8,
             timeout: Duration::from_secs(10),
-            retry_delay: Duration::from_secs(5),
+            retry: RetryConfig::default(),
         }
     }
+}
+
+/// `[delivery.retry]`: when failed deliveries are retried, and when they are dead-lettered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Most attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Longest time from acceptance of the event to the last attempt.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Wait after the first failed attempt.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Longest single wait.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Growth of the wait per attempt.
+    pub multiplier: f64,
+    /// Fraction of each wait randomised either way.
+    pub jitter: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig::from(RetryPolicy::default())
+    }
+}
+
+impl From<RetryPolicy> for RetryConfig {
+    fn from(p: RetryPolicy) -> Self {
+        RetryConfig {
+            max_attempts: p.max_attempts,
+            max_age: p.max_age,
+            initial_backoff: p.initial_backoff,
+            max_backoff: p.max_backoff,
+            multiplier: p.multiplier,
+            jitter: p.jitter,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The policy, with `over` (a subscription's `retry` table) applied on top.
+    pub fn policy(&self, over: Option<&RetryOverride>) -> RetryPolicy {
+        let o = over.cloned().unwrap_or_default();
+        RetryPolicy {
+            max_attempts: o.max_attempts.unwrap_or(self.max_attempts),
+            max_age: o.max_age.unwrap_or(self.max_age),
+            initial_backoff: o.initial_backoff.unwrap_or(self.initial_backoff),
+            max_backoff: o.max_backoff.unwrap_or(self.max_backoff),
+            multiplier: o.multiplier.unwrap_or(self.multiplier),
+            jitter: o.jitter.unwrap_or(self.jitter),
+        }
+    }
+}
+
+/// `[subscriptions.retry]`: any key of `[delivery.retry]`, for one subscription.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryOverride {
+    /// Most attempts in all.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Longest time from acceptance to the last attempt.
+    #[serde(default, with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+    /// Wait after the first failed attempt.
+    #[serde(default, with = "humantime_serde")]
+    pub initial_backoff: Option<Duration>,
+    /// Longest single wait.
+    #[serde(default, with = "humantime_serde")]
+    pub max_backoff: Option<Duration>,
+    /// Growth of the wait per attempt.
+    #[serde(default)]
+    pub multiplier: Option<f64>,
+    /// Fraction of each wait randomised either way.
+    #[serde(default)]
+    pub jitter: Option<f64>,
 }
 
 /// `[[tenants]]`: one municipality.
@@ -228,6 +306,9 @@ pub struct SubscriptionConfig {
     /// Deliver to a RabbitMQ exchange.
     #[serde(default)]
     pub amqp: Option<AmqpSinkConfig>,
+    /// Retry policy overrides (default `[delivery.retry]`).
+    #[serde(default)]
+    pub retry: Option<RetryOverride>,
 }
 
 /// `[subscriptions.webhook]`.
@@ -714,11 +795,14 @@ fn check_indexed(
     for (path, d) in [
         ("api.request_timeout", config.api.request_timeout),
         ("delivery.timeout", config.delivery.timeout),
-        ("delivery.retry_delay", config.delivery.retry_delay),
     ] {
         if d.is_zero() {
             out.push(problem(path, "must be longer than 0s, e.g. \"10s\""));
         }
+    }
+
+    for (field, m) in config.delivery.retry.policy(None).problems() {
+        out.push(problem(format!("delivery.retry.{field}"), m));
     }
 
     let mut tenant_ids = HashSet::new();
@@ -824,6 +908,11 @@ fn check_indexed(
         let p = format!("subscriptions[{}]", index.subscription(i));
         if let Err(m) = validate_name("subscription id", &s.id) {
             out.push(problem(format!("{p}.id"), m));
+        }
+        if s.retry.is_some() {
+            for (field, m) in config.delivery.retry.policy(s.retry.as_ref()).problems() {
+                out.push(problem(format!("{p}.retry.{field}"), m));
+            }
         }
         if !is_tenant(&s.tenant) {
             out.push(problem(
@@ -1027,6 +1116,7 @@ pub fn resolve(config: &Config, env: &BTreeMap<String, String>) -> Resolved {
                 filters: s.filters.clone(),
                 sink,
                 concurrency: s.concurrency.unwrap_or(config.delivery.concurrency),
+                retry: config.delivery.retry.policy(s.retry.as_ref()),
             })
         })
         .collect();

@@ -122,7 +122,8 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
     cfg.broker.url = broker_url.clone();
     cfg.broker.prefix = prefix.clone();
     cfg.store.url = format!("sqlite://{}", db_path.display());
-    cfg.delivery.retry_delay = Duration::from_secs(1);
+    cfg.delivery.retry.initial_backoff = Duration::from_secs(1);
+    cfg.delivery.retry.multiplier = 2.0;
     for (id, name) in TENANTS {
         let (mut t, token) = TenantConfig::with_new_token(id, name);
         if id == "county" {
@@ -159,6 +160,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             concurrency: Some(4),
             webhook: Some(webhook(records.url(), &records_secret, WebhookMode::Binary)),
             amqp: None,
+            retry: None,
         },
         SubscriptionConfig {
             id: "finance-permit-fees".into(),
@@ -177,6 +179,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
                 WebhookMode::Structured,
             )),
             amqp: None,
+            retry: None,
         },
         SubscriptionConfig {
             id: "gis-parcel-tags".into(),
@@ -188,6 +191,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
                 exchange: "amq.topic".into(),
                 routing_key: Some(gis_key.clone()),
             }),
+            retry: None,
         },
         SubscriptionConfig {
             id: "permitting-addresses".into(),
@@ -196,6 +200,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             concurrency: None,
             webhook: Some(webhook(minden.url(), &minden_secret, WebhookMode::Binary)),
             amqp: None,
+            retry: None,
         },
     ];
     let env = BTreeMap::new();

@@ -162,8 +162,8 @@ request_timeout = "10 parsecs"    # not a duration
 [broker]
 prefetch = "x"                    # not a number
 
-[delivery]
-retry_delay = "0s"                # zero
+[delivery.retry]
+initial_backoff = "0s"            # zero
 
 [telemetry]                       # no such section
 otlp = true
@@ -227,7 +227,7 @@ fn every_error_is_reported_with_its_key_path() {
             "api.lissten",
             "api.request_timeout",
             "broker.prefetch",
-            "delivery.retry_delay",
+            "delivery.retry.initial_backoff",
             "telemetry",
             "tenants[0].tokens[0]",
             "tenants[0].tokens[1].sha256",

@@ -1,8 +1,8 @@
 //! Multi-row `INSERT`s: how many rows go in one statement.
 //!
 //! Statements come in a few shapes (64, 32, 16, 8, 4, 2 or 1 rows) so each stays in the
-//! connection's prepared statement cache. At most 64 rows of at most 13 columns keeps a
-//! statement under SQLite's oldest limit of 999 bind variables.
+//! connection's prepared statement cache. At most 64 rows of at most 14 columns (896
+//! values) keeps a statement under SQLite's oldest limit of 999 bind variables.
 //!
 //! On PostgreSQL a statement is also kept to about [`PG_MESSAGE_BUDGET`] bytes of values
 //! (a single row may exceed it): sqlx 0.9.0 does not set `TCP_NODELAY`, and a message

@@ -1,7 +1,7 @@
 //! civicbus store: the system of record on SQLite or PostgreSQL.
 //!
 //! [`SqlStore`] implements [`civicbus_core::ports::EventStore`]: the event archive,
-//! quarantined inputs, delivery attempts and the hash-chained audit log. One code path
+//! quarantined inputs, delivery attempts, dead letters and the hash-chained audit log. One code path
 //! serves both databases: `sqlx::AnyPool`, `$n` placeholders, TEXT and BIGINT columns only
 //! (timestamps as microseconds since the Unix epoch, JSON as text, raw bytes as base64),
 //! and one migration directory (`migrations/`) whose SQL runs unchanged on both. The only

@@ -6,7 +6,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use civicbus_core::binding::{ParseLimits, parse_structured};
-use civicbus_core::ports::{ArchivedEvent, AttemptStatus, DeliveryAttempt, QuarantineRecord};
+use civicbus_core::ports::{
+    ArchivedEvent, AttemptStatus, DeadLetter, DeadLetterReason, DeliveryAttempt, QuarantineRecord,
+};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Decode, Row, Type};
 
@@ -169,5 +171,48 @@ pub(crate) fn quarantine_from_row(row: &AnyRow) -> Result<QuarantineRecord, Stor
         body,
         headers,
         received_at: r.time("received_at")?,
+    })
+}
+
+pub(crate) const DEAD_LETTER_COLUMNS: &str = "id, tenant, subscription, idempotency_key, \
+     event_tenant, structured, reason, error, last_response_code, attempts, received_at, \
+     created_at";
+
+pub(crate) fn dead_letter_from_row(row: &AnyRow) -> Result<DeadLetter, StoreError> {
+    let r = RowReader::keyed(row, "dead_letters", &["id"]);
+    let structured: String = r.get("structured")?;
+    let event = parse_structured(structured.as_bytes(), &READBACK_LIMITS)
+        .map_err(|e| r.corrupt(format!("column structured is not a valid CloudEvent: {e}")))?;
+    let reason: String = r.get("reason")?;
+    let reason = DeadLetterReason::parse(&reason)
+        .ok_or_else(|| r.corrupt(format!("column reason: unknown reason `{reason}`")))?;
+    let last_response_code = match r.get::<Option<i64>>("last_response_code")? {
+        None => None,
+        Some(code) => Some(u16::try_from(code).map_err(|_| {
+            r.corrupt(format!("column last_response_code: {code} is out of range"))
+        })?),
+    };
+    let attempts: i64 = r.get("attempts")?;
+    let attempts = u32::try_from(attempts)
+        .map_err(|_| r.corrupt(format!("column attempts: {attempts} is out of range")))?;
+    let received_at = match r.get::<Option<i64>>("received_at")? {
+        None => None,
+        Some(us) => Some(micros_to_time(us).ok_or_else(|| {
+            r.corrupt(format!("column received_at: {us} is not a valid timestamp"))
+        })?),
+    };
+    Ok(DeadLetter {
+        id: r.get("id")?,
+        tenant: r.get("tenant")?,
+        subscription: r.get("subscription")?,
+        idempotency_key: r.get("idempotency_key")?,
+        event,
+        event_tenant: r.get("event_tenant")?,
+        reason,
+        error: r.get("error")?,
+        last_response_code,
+        attempts,
+        received_at,
+        created_at: r.time("created_at")?,
     })
 }

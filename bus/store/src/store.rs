@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use civicbus_core::CloudEvent;
 use civicbus_core::ports::{
-    ArchivedEvent, AttemptStatus, AuditAction, AuditRecord, DeliveryAttempt, EventQuery,
-    EventStore, PortError, QuarantineRecord,
+    ArchivedEvent, AttemptStatus, AuditAction, AuditRecord, DeadLetter, DeadLetterQuery,
+    DeliveryAttempt, EventQuery, EventStore, PortError, QuarantineRecord,
 };
 use serde_json::json;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -19,8 +20,9 @@ use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection as _};
 use crate::audit::{AuditVerification, BUS_ACTOR, PendingEntry, RawAuditRow, Verifier};
 use crate::error::StoreError;
 use crate::rows::{
-    ATTEMPT_COLUMNS, EVENT_COLUMNS, QUARANTINE_COLUMNS, RowReader, attempt_from_row,
-    duration_to_micros, event_from_row, quarantine_from_row, time_to_micros,
+    ATTEMPT_COLUMNS, DEAD_LETTER_COLUMNS, EVENT_COLUMNS, QUARANTINE_COLUMNS, RowReader,
+    attempt_from_row, dead_letter_from_row, duration_to_micros, event_from_row,
+    quarantine_from_row, time_to_micros,
 };
 use crate::url::{
     Backend, describe_target, password, redact_url, sqlite_connect_url, sqlite_is_memory,
@@ -55,7 +57,8 @@ pub const DEFAULT_WRITE_QUEUE: usize = 1_024;
 /// Connection pool and writer settings.
 ///
 /// Every write ([`SqlStore::archive_event`], [`SqlStore::quarantine_record`],
-/// [`SqlStore::record_delivery_attempt`] and their [`EventStore`] forms) goes to the
+/// [`SqlStore::record_delivery_attempt`], [`SqlStore::record_dead_letter`] and their
+/// [`EventStore`] forms) goes to the
 /// store's single writer task, which applies whatever writes are waiting together: one
 /// transaction, one audit lock, one commit (group commit). Each write still succeeds or
 /// fails on its own, and returns only after its transaction committed.
@@ -87,8 +90,8 @@ impl Default for StoreOptions {
     }
 }
 
-/// The system of record on SQLite or PostgreSQL: archive, quarantine, delivery attempts
-/// and the hash-chained audit log. Cheap to clone: clones share the connection pool and
+/// The system of record on SQLite or PostgreSQL: archive, quarantine, delivery attempts,
+/// dead letters and the hash-chained audit log. Cheap to clone: clones share the connection pool and
 /// the writer task.
 ///
 /// Reads use the pool directly. Writes are applied by one writer task per store, in
@@ -277,17 +280,7 @@ impl SqlStore {
                 ),
             });
         }
-        let structured =
-            String::from_utf8(ev.to_structured_bytes()).map_err(|e| StoreError::Invalid {
-                what: "event",
-                message: format!("structured JSON is not UTF-8: {e}"),
-            })?;
-        if structured.is_empty() {
-            return Err(StoreError::Invalid {
-                what: "event",
-                message: "it could not be encoded as structured JSON".into(),
-            });
-        }
+        let structured = structured_json(ev)?;
 
         let target = event_target(&ev.source, &ev.id);
         let audit = vec![
@@ -423,6 +416,113 @@ impl SqlStore {
             })
             .await
             .map(|_| ())
+    }
+
+    /// [`EventStore::dead_letter`], with the store's own error type: stores the dead
+    /// letter and audits `dead-lettered` in one transaction. Returns `false` (and stores
+    /// and audits nothing) if a dead letter with the same idempotency key is stored
+    /// already.
+    ///
+    /// Applied by the store's writer in its next batch; returns once it committed.
+    pub async fn record_dead_letter(&self, record: &DeadLetter) -> Result<bool, StoreError> {
+        const OP: &str = "dead-lettering a delivery";
+        let ev = &record.event;
+        let structured = structured_json(ev)?;
+        let audit = vec![PendingEntry {
+            tenant: Some(record.tenant.clone()),
+            actor: BUS_ACTOR.to_string(),
+            action: AuditAction::DeadLettered,
+            target: format!("dead-letter:{}", record.id),
+            detail: json!({
+                "subscription": record.subscription,
+                "idempotency_key": record.idempotency_key,
+                "event_tenant": record.event_tenant,
+                "event_source": ev.source,
+                "event_id": ev.id,
+                "reason": record.reason.as_str(),
+                "attempts": record.attempts,
+                "last_response_code": record.last_response_code,
+                "error": truncate(&record.error),
+            })
+            .to_string(),
+        }];
+        let insert = Insert::DeadLetter {
+            id: record.id.clone(),
+            tenant: record.tenant.clone(),
+            subscription: record.subscription.clone(),
+            idempotency_key: record.idempotency_key.clone(),
+            event_tenant: record.event_tenant.clone(),
+            event_source: ev.source.clone(),
+            event_id: ev.id.clone(),
+            structured,
+            reason: record.reason.as_str().to_string(),
+            error: record.error.clone(),
+            last_response_code: record.last_response_code.map(i64::from),
+            attempts: i64::from(record.attempts),
+            received_at: record.received_at.as_ref().map(time_to_micros),
+            created_at: time_to_micros(&record.created_at),
+        };
+        self.writer
+            .submit(WriteOp {
+                what: OP,
+                insert,
+                audit,
+            })
+            .await
+    }
+
+    /// [`EventStore::list_dead_letters`], with the store's own error type.
+    pub async fn dead_letters(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        if let Some(tenant) = &query.tenant {
+            let n = push_arg(&mut args, Arg::Text(tenant.clone()));
+            conditions.push(format!("tenant = ${n}"));
+        }
+        if let Some(subscription) = &query.subscription {
+            let n = push_arg(&mut args, Arg::Text(subscription.clone()));
+            conditions.push(format!("subscription = ${n}"));
+        }
+        if let Some(reason) = query.reason {
+            let n = push_arg(&mut args, Arg::Text(reason.as_str().to_string()));
+            conditions.push(format!("reason = ${n}"));
+        }
+        let limit_n = push_arg(&mut args, Arg::Int(i64::from(effective_limit(query.limit))));
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters{where_clause} \
+             ORDER BY created_at DESC, id DESC LIMIT ${limit_n}"
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for arg in args {
+            q = match arg {
+                Arg::Text(s) => q.bind(s),
+                Arg::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx("listing dead letters", e))?;
+        rows.iter().map(dead_letter_from_row).collect()
+    }
+
+    /// [`EventStore::get_dead_letter`], with the store's own error type.
+    pub async fn dead_letter_by_id(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
+        let sql = format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx("reading a dead letter", e))?;
+        row.as_ref().map(dead_letter_from_row).transpose()
     }
 
     /// [`EventStore::is_delivered`], with the store's own error type.
@@ -622,6 +722,22 @@ fn effective_limit(limit: u32) -> u32 {
     }
 }
 
+/// The event as structured-mode JSON text, as stored.
+fn structured_json(ev: &CloudEvent) -> Result<String, StoreError> {
+    let structured =
+        String::from_utf8(ev.to_structured_bytes()).map_err(|e| StoreError::Invalid {
+            what: "event",
+            message: format!("structured JSON is not UTF-8: {e}"),
+        })?;
+    if structured.is_empty() {
+        return Err(StoreError::Invalid {
+            what: "event",
+            message: "it could not be encoded as structured JSON".into(),
+        });
+    }
+    Ok(structured)
+}
+
 /// The audit target naming an event: `event:<source>#<id>`.
 fn event_target(source: &str, id: &str) -> String {
     format!("event:{source}#{id}")
@@ -782,6 +898,22 @@ impl EventStore for SqlStore {
 
     async fn audit_entries(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, PortError> {
         Ok(self.audit_log(after, limit).await?)
+    }
+
+    async fn dead_letter(&self, record: &DeadLetter) -> Result<(), PortError> {
+        self.record_dead_letter(record).await?;
+        Ok(())
+    }
+
+    async fn list_dead_letters(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Result<Vec<DeadLetter>, PortError> {
+        Ok(self.dead_letters(query).await?)
+    }
+
+    async fn get_dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, PortError> {
+        Ok(self.dead_letter_by_id(id).await?)
     }
 }
 

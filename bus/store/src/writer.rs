@@ -78,6 +78,24 @@ pub(crate) enum Insert {
         duration_us: i64,
         at: i64,
     },
+    /// Into `dead_letters`, unless a dead letter with this idempotency key is there
+    /// already.
+    DeadLetter {
+        id: String,
+        tenant: String,
+        subscription: String,
+        idempotency_key: String,
+        event_tenant: String,
+        event_source: String,
+        event_id: String,
+        structured: String,
+        reason: String,
+        error: String,
+        last_response_code: Option<i64>,
+        attempts: i64,
+        received_at: Option<i64>,
+        created_at: i64,
+    },
 }
 
 /// One write: a row, and the audit entries appended when the row was inserted.
@@ -421,17 +439,20 @@ async fn insert_all(
     let mut events = Vec::new();
     let mut quarantined = Vec::new();
     let mut attempts = Vec::new();
+    let mut dead = Vec::new();
     for op in ops {
         match &op.insert {
             Insert::Event { .. } => events.push(&op.insert),
             Insert::Quarantine { .. } => quarantined.push(&op.insert),
             Insert::Attempt { .. } => attempts.push(&op.insert),
+            Insert::DeadLetter { .. } => dead.push(&op.insert),
         }
     }
     // Keys inserted now (RETURNING lists only rows actually inserted; of several rows
     // with one key, the first in op order is the one inserted).
     let mut new_events: HashSet<(String, String, String)> = HashSet::new();
     let mut new_quarantine: HashSet<String> = HashSet::new();
+    let mut new_dead: HashSet<String> = HashSet::new();
 
     let mut rest = events.as_slice();
     while !rest.is_empty() {
@@ -504,6 +525,29 @@ async fn insert_all(
             .map_err(|e| StoreError::from_sqlx("recording delivery attempts", e))?;
     }
 
+    let mut rest = dead.as_slice();
+    while !rest.is_empty() {
+        let n = bulk::chunk_len(rest, budget, |i| i.wire_size());
+        let (chunk, tail) = rest.split_at(n.clamp(1, rest.len()));
+        rest = tail;
+        let sql = format!(
+            "INSERT INTO dead_letters ({DEAD_LETTER_INSERT_COLUMNS}) VALUES {} \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
+            bulk::values_clause(chunk.len(), 14)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for row in chunk {
+            query = bind_row(query, row);
+        }
+        for row in query
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| StoreError::from_sqlx("dead-lettering deliveries", e))?
+        {
+            new_dead.insert(row.try_get("idempotency_key").map_err(returned)?);
+        }
+    }
+
     Ok(ops
         .iter()
         .map(|op| match &op.insert {
@@ -512,6 +556,9 @@ async fn insert_all(
             } => new_events.remove(&(tenant.clone(), source.clone(), id.clone())),
             Insert::Quarantine { id, .. } => new_quarantine.remove(id),
             Insert::Attempt { .. } => true,
+            Insert::DeadLetter {
+                idempotency_key, ..
+            } => new_dead.remove(idempotency_key),
         })
         .collect())
 }
@@ -593,8 +640,43 @@ fn bind_row<'q>(query: AnyQuery<'q>, insert: &Insert) -> AnyQuery<'q> {
             .bind(error.clone())
             .bind(*duration_us)
             .bind(*at),
+        Insert::DeadLetter {
+            id,
+            tenant,
+            subscription,
+            idempotency_key,
+            event_tenant,
+            event_source,
+            event_id,
+            structured,
+            reason,
+            error,
+            last_response_code,
+            attempts,
+            received_at,
+            created_at,
+        } => query
+            .bind(id.clone())
+            .bind(tenant.clone())
+            .bind(subscription.clone())
+            .bind(idempotency_key.clone())
+            .bind(event_tenant.clone())
+            .bind(event_source.clone())
+            .bind(event_id.clone())
+            .bind(structured.clone())
+            .bind(reason.clone())
+            .bind(error.clone())
+            .bind(*last_response_code)
+            .bind(*attempts)
+            .bind(*received_at)
+            .bind(*created_at),
     }
 }
+
+/// The columns of `dead_letters` in the order [`bind_row`] binds them.
+const DEAD_LETTER_INSERT_COLUMNS: &str = "id, tenant, subscription, idempotency_key, \
+     event_tenant, event_source, event_id, structured, reason, error, last_response_code, \
+     attempts, received_at, created_at";
 
 impl Insert {
     /// About how many bytes the row adds to an `INSERT` message.
@@ -669,6 +751,32 @@ impl Insert {
                     + 4 * 8
                     + 13 * bulk::VALUE_OVERHEAD
             }
+            Insert::DeadLetter {
+                id,
+                tenant,
+                subscription,
+                idempotency_key,
+                event_tenant,
+                event_source,
+                event_id,
+                structured,
+                reason,
+                error,
+                ..
+            } => {
+                id.len()
+                    + tenant.len()
+                    + subscription.len()
+                    + idempotency_key.len()
+                    + event_tenant.len()
+                    + event_source.len()
+                    + event_id.len()
+                    + structured.len()
+                    + reason.len()
+                    + error.len()
+                    + 4 * 8
+                    + 14 * bulk::VALUE_OVERHEAD
+            }
         }
     }
 }
@@ -690,6 +798,13 @@ async fn insert(conn: &mut AnyConnection, op: &WriteOp) -> Result<bool, StoreErr
             "INSERT INTO delivery_attempts (id, idempotency_key, tenant, subscription, event_tenant, \
              event_source, event_id, attempt, status, response_code, error, duration_us, at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        }
+        Insert::DeadLetter { .. } => {
+            "INSERT INTO dead_letters (id, tenant, subscription, idempotency_key, \
+             event_tenant, event_source, event_id, structured, reason, error, last_response_code, \
+             attempts, received_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (idempotency_key) DO NOTHING"
         }
     };
     let done = bind_row(sqlx::query(sql), &op.insert)

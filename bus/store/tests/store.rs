@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use civicbus_core::ports::{
-    ArchivedEvent, AttemptStatus, DeliveryAttempt, EventQuery, EventStore, PortErrorKind,
-    QuarantineRecord,
+    ArchivedEvent, AttemptStatus, DeadLetter, DeadLetterQuery, DeadLetterReason, DeliveryAttempt,
+    EventQuery, EventStore, PortErrorKind, QuarantineRecord,
 };
-use civicbus_core::{CloudEvent, Data};
+use civicbus_core::{CloudEvent, Data, ExtensionValue};
 use civicbus_store::{AuditBreakKind, Backend, SqlStore, StoreError, StoreOptions, audit_hash};
 use serde_json::json;
 use sqlx::Connection as _;
@@ -178,6 +178,9 @@ both_backends!(
     a_failing_write_fails_alone_in_its_batch,
     writes_after_close_are_unavailable,
     large_and_small_writes_share_one_linear_chain,
+    dead_letter_round_trip_idempotence_and_audit,
+    dead_letters_list_filters_and_order,
+    dead_letters_share_a_batch_with_other_writes,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1369,4 +1372,433 @@ async fn in_memory_sqlite_works() {
     fill_log(&store, 2).await;
     assert_eq!(store.count_events(None).await.expect("count"), 2);
     assert!(store.verify_audit().await.expect("verify").is_intact());
+}
+
+// ---------------------------------------------------------------------------------------
+// Dead letters
+// ---------------------------------------------------------------------------------------
+
+/// A dead letter of `key` for `subscription` (of tenant `county`), created at `at(created_s)`.
+fn dead_letter(id: &str, key: &str, subscription: &str, created_s: i64) -> DeadLetter {
+    DeadLetter {
+        id: id.into(),
+        tenant: "county".into(),
+        subscription: subscription.into(),
+        idempotency_key: key.into(),
+        event: event(
+            "dysart",
+            "/dysart/permitting",
+            &format!("ev-{key}"),
+            "ca.haliburton.permitting.permit.issued",
+            Some("BP-2026-0001"),
+        ),
+        event_tenant: "dysart".into(),
+        reason: DeadLetterReason::AttemptsExhausted,
+        error: "HTTP 503 from subscriber".into(),
+        last_response_code: Some(503),
+        attempts: 8,
+        received_at: Some(at(0)),
+        created_at: at(created_s),
+    }
+}
+
+async fn dead_letter_round_trip_idempotence_and_audit(db: &TestDb) {
+    let store = db.store().await;
+    // Every field set, and an error longer than the audit keeps.
+    let mut full = dead_letter(
+        "0190b6d2-0000-7000-8000-0000000000d1",
+        "key-full",
+        "county.records-filing",
+        10,
+    );
+    full.reason = DeadLetterReason::Terminal;
+    full.last_response_code = Some(422);
+    full.error = format!("HTTP 422: {}", "é".repeat(600));
+    full.attempts = 1;
+    full.event.extensions.insert(
+        "traceparent".into(),
+        ExtensionValue::String("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+    );
+    full.event
+        .extensions
+        .insert("partitionkey".into(), ExtensionValue::String("BP-7".into()));
+    // Binary data, and every optional field empty.
+    let mut ev = CloudEvent::new(
+        "scan-1",
+        "/minden/records",
+        "ca.haliburton.records.scan.filed",
+    )
+    .expect("valid event");
+    ev.datacontenttype = Some("application/pdf".into());
+    ev.data = Some(Data::Binary(vec![0u8, 159, 255, 1, b'%', b'P'].into()));
+    ev.set_tenant("minden");
+    let bare = DeadLetter {
+        id: "0190b6d2-0000-7000-8000-0000000000d2".into(),
+        tenant: "minden".into(),
+        subscription: "minden.archive".into(),
+        idempotency_key: "key-bare".into(),
+        event: ev,
+        event_tenant: "minden".into(),
+        reason: DeadLetterReason::Gone,
+        error: String::new(),
+        last_response_code: None,
+        attempts: 0,
+        received_at: None,
+        created_at: at(20),
+    };
+
+    store.dead_letter(&full).await.expect("dead letter full");
+    store.dead_letter(&bare).await.expect("dead letter bare");
+    assert_eq!(
+        store.get_dead_letter(&full.id).await.expect("get"),
+        Some(full.clone())
+    );
+    assert_eq!(
+        store.get_dead_letter(&bare.id).await.expect("get"),
+        Some(bare.clone())
+    );
+    assert_eq!(
+        store.get_dead_letter("nope").await.expect("get missing"),
+        None
+    );
+
+    // The same delivery dead-lettered again (redelivery after a crash), under a new
+    // record id: nothing new is stored or audited, and it is not an error.
+    let mut again = full.clone();
+    again.id = "0190b6d2-0000-7000-8000-0000000000d3".into();
+    again.created_at = at(30);
+    again.error = "second time".into();
+    store.dead_letter(&again).await.expect("dead letter again");
+    assert!(
+        !store
+            .record_dead_letter(&again)
+            .await
+            .expect("inherent dead letter again"),
+        "an existing key stores nothing"
+    );
+    assert_eq!(store.get_dead_letter(&again.id).await.expect("get"), None);
+    let all = store
+        .list_dead_letters(&DeadLetterQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(all, vec![bare.clone(), full.clone()], "newest first");
+
+    let log = store.audit_entries(0, 0).await.expect("audit");
+    assert_eq!(log.len(), 2, "one entry per stored dead letter: {log:?}");
+    let entry = &log[0];
+    assert_eq!(entry.action, "dead-lettered");
+    assert_eq!(entry.actor, "civicbus");
+    assert_eq!(entry.tenant.as_deref(), Some("county"));
+    assert_eq!(entry.target, format!("dead-letter:{}", full.id));
+    let detail: serde_json::Value = serde_json::from_str(&entry.detail).expect("detail is JSON");
+    let error = detail["error"].as_str().expect("error is text").to_string();
+    assert_eq!(
+        error.chars().count(),
+        257,
+        "cut to 256 characters and an ellipsis"
+    );
+    assert!(
+        error.starts_with("HTTP 422: éé") && error.ends_with('…'),
+        "{error}"
+    );
+    assert_eq!(
+        detail,
+        json!({
+            "subscription": "county.records-filing",
+            "idempotency_key": "key-full",
+            "event_tenant": "dysart",
+            "event_source": "/dysart/permitting",
+            "event_id": "ev-key-full",
+            "reason": "terminal",
+            "attempts": 1,
+            "last_response_code": 422,
+            "error": error,
+        })
+    );
+    let bare_detail: serde_json::Value = serde_json::from_str(&log[1].detail).expect("JSON");
+    assert_eq!(bare_detail["reason"], "gone");
+    assert_eq!(bare_detail["last_response_code"], serde_json::Value::Null);
+    assert_eq!(log[1].tenant.as_deref(), Some("minden"));
+    for entry in &log {
+        assert!(
+            !entry.detail.contains("BP-2026-0001")
+                && !entry.detail.contains("125.5")
+                && !entry.detail.contains("data"),
+            "audit detail must not carry the payload: {}",
+            entry.detail
+        );
+    }
+    let v = store.verify_audit().await.expect("verify");
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.last_seq, 2);
+
+    // A row that cannot be decoded is an error naming it, not a panic or a skip.
+    db.exec(&format!(
+        "UPDATE dead_letters SET reason = 'bogus' WHERE id = '{}'",
+        bare.id
+    ))
+    .await;
+    let err = store
+        .get_dead_letter(&bare.id)
+        .await
+        .expect_err("corrupt row");
+    assert_eq!(err.kind, PortErrorKind::Rejected);
+    assert!(
+        err.message.contains("dead_letters") && err.message.contains(&bare.id),
+        "{}",
+        err.message
+    );
+    store.close().await;
+}
+
+async fn dead_letters_list_filters_and_order(db: &TestDb) {
+    let store = db.store().await;
+    let rows = [
+        (
+            "d1",
+            "county",
+            "county.records-filing",
+            DeadLetterReason::Terminal,
+            10,
+        ),
+        (
+            "d2",
+            "county",
+            "county.gis-link",
+            DeadLetterReason::AttemptsExhausted,
+            40,
+        ),
+        ("d3", "minden", "minden.archive", DeadLetterReason::Gone, 30),
+        (
+            "d4",
+            "county",
+            "county.records-filing",
+            DeadLetterReason::AttemptsExhausted,
+            20,
+        ),
+        (
+            "d5",
+            "minden",
+            "minden.archive",
+            DeadLetterReason::MaxAgeExceeded,
+            50,
+        ),
+    ];
+    // Stored out of time order: the list orders by created_at, not by insertion.
+    for (id, tenant, subscription, reason, t) in rows {
+        let mut d = dead_letter(id, &format!("key-{id}"), subscription, t);
+        d.tenant = tenant.into();
+        d.reason = reason;
+        store.dead_letter(&d).await.expect("dead letter");
+    }
+    let list = |q: DeadLetterQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .list_dead_letters(&q)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|d| d.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(DeadLetterQuery::default()).await,
+        ["d5", "d2", "d3", "d4", "d1"],
+        "newest first"
+    );
+    assert_eq!(
+        list(DeadLetterQuery {
+            tenant: Some("county".into()),
+            ..Default::default()
+        })
+        .await,
+        ["d2", "d4", "d1"]
+    );
+    assert_eq!(
+        list(DeadLetterQuery {
+            subscription: Some("county.records-filing".into()),
+            ..Default::default()
+        })
+        .await,
+        ["d4", "d1"]
+    );
+    assert_eq!(
+        list(DeadLetterQuery {
+            reason: Some(DeadLetterReason::AttemptsExhausted),
+            ..Default::default()
+        })
+        .await,
+        ["d2", "d4"]
+    );
+    assert_eq!(
+        list(DeadLetterQuery {
+            tenant: Some("county".into()),
+            subscription: Some("county.records-filing".into()),
+            reason: Some(DeadLetterReason::AttemptsExhausted),
+            limit: 0,
+        })
+        .await,
+        ["d4"]
+    );
+    assert!(
+        list(DeadLetterQuery {
+            tenant: Some("minden".into()),
+            subscription: Some("county.gis-link".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        list(DeadLetterQuery {
+            limit: 2,
+            ..Default::default()
+        })
+        .await,
+        ["d5", "d2"]
+    );
+    assert_eq!(
+        list(DeadLetterQuery {
+            tenant: Some("minden".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await,
+        ["d5"]
+    );
+    store.close().await;
+}
+
+async fn dead_letters_share_a_batch_with_other_writes(db: &TestDb) {
+    let store = db.store().await;
+    let lock = OutsideLock::take(db).await;
+    // The first write takes the writer's attention (it waits for the lock) ...
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let ev = archived(
+                event("dysart", "/dysart/permitting", "first", "ca.x.issued", None),
+                0,
+            );
+            store.archive(&ev, &["county.records-filing".into()]).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ... so these queue up for one batch: archives, attempts, quarantine, dead letters
+    // (one with an event over 8 KiB, which PostgreSQL writes beside the batch), and the
+    // same dead letter twice.
+    let mut writes = Vec::new();
+    for i in 0..6i64 {
+        let s = store.clone();
+        writes.push(tokio::spawn(async move {
+            let ev = archived(
+                event(
+                    "dysart",
+                    "/dysart/permitting",
+                    &format!("b-{i}"),
+                    "ca.x.issued",
+                    None,
+                ),
+                i,
+            );
+            s.archive(&ev, &["county.records-filing".into()])
+                .await
+                .map(|_| ())
+        }));
+        let s = store.clone();
+        writes.push(tokio::spawn(async move {
+            let mut att = attempt(&format!("key-b-{i}"), 8, AttemptStatus::Retryable, i);
+            att.event_id = format!("b-{i}");
+            s.record_attempt(&att).await
+        }));
+        let s = store.clone();
+        writes.push(tokio::spawn(async move {
+            let mut d = dead_letter(
+                &format!("dl-{i}"),
+                &format!("key-b-{i}"),
+                "county.records-filing",
+                i,
+            );
+            if i == 3 {
+                d.event.data = Some(Data::Json(json!({ "scan": "x".repeat(20_000) })));
+            }
+            s.dead_letter(&d).await
+        }));
+    }
+    {
+        let s = store.clone();
+        writes.push(tokio::spawn(async move {
+            let record = QuarantineRecord {
+                id: "q-batch".into(),
+                tenant: Some("dysart".into()),
+                transport: "amqp".into(),
+                reason_kind: "malformed-json".into(),
+                field: String::new(),
+                reason: "expected value at line 1".into(),
+                body: b"{".to_vec(),
+                headers: Vec::new(),
+                received_at: at(0),
+            };
+            s.quarantine(&record).await
+        }));
+    }
+    let mut twins = Vec::new();
+    for n in 0..2 {
+        let s = store.clone();
+        twins.push(tokio::spawn(async move {
+            let d = dead_letter(&format!("twin-{n}"), "key-twin", "county.gis-link", 100);
+            s.record_dead_letter(&d).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.release().await;
+
+    assert!(first.await.expect("task").expect("first archive"));
+    for h in writes {
+        h.await.expect("task").expect("write in the batch");
+    }
+    let mut stored = Vec::new();
+    for h in twins {
+        stored.push(h.await.expect("task").expect("twin dead letter"));
+    }
+    stored.sort();
+    assert_eq!(stored, [false, true], "one dead letter per idempotency key");
+
+    let all = store
+        .list_dead_letters(&DeadLetterQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 7);
+    assert_eq!(all[0].idempotency_key, "key-twin");
+    let big = store
+        .get_dead_letter("dl-3")
+        .await
+        .expect("get")
+        .expect("the large dead letter");
+    assert_eq!(
+        big.event.data,
+        Some(Data::Json(json!({ "scan": "x".repeat(20_000) })))
+    );
+
+    let log = store.audit_entries(0, 1_000).await.expect("audit");
+    // first + 6 archives (2 each), 6 attempts, 1 quarantine, 7 dead letters.
+    assert_eq!(log.len(), 7 * 2 + 6 + 1 + 7, "{log:#?}");
+    assert_archive_entries_adjacent(&log);
+    let dead: Vec<String> = log
+        .iter()
+        .filter(|r| r.action == "dead-lettered")
+        .map(|r| r.target.clone())
+        .collect();
+    assert_eq!(dead.len(), 7);
+    assert_eq!(
+        dead.iter().collect::<BTreeSet<_>>().len(),
+        7,
+        "each dead letter audited once"
+    );
+    let v = store.verify_audit().await.expect("verify");
+    assert!(v.is_intact(), "{v:?}");
+    assert_eq!(v.last_seq, log.len() as i64);
+    store.close().await;
 }

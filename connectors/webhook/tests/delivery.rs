@@ -180,6 +180,7 @@ fn subscription(url: &str, secrets: &[&str], mode: HttpMode, timeout: Duration) 
             timeout,
         }),
         concurrency: 1,
+        retry: civicbus_core::RetryPolicy::default(),
     }
 }
 

@@ -89,6 +89,7 @@ async fn delivery(url: &str, inbox: &Inbox, secrets: &[&str], mode: HttpMode) ->
             timeout: Duration::from_secs(10),
         }),
         concurrency: 1,
+        retry: civicbus_core::RetryPolicy::default(),
     };
     let before = inbox.lock().expect("lock").len();
     let key = format!("msg_official_{before}");

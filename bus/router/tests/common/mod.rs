@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use civicbus_core::ports::{
-    Acker, ArchivedEvent, AttemptStatus, AuditRecord, DeliveryAttempt, DeliveryRequest,
-    Destination, EventQuery, EventStore, InboundMessage, OutboundMessage, PortError, Publisher,
-    QuarantineRecord, Sink, SinkOutcome,
+    Acker, ArchivedEvent, AttemptStatus, AuditRecord, DeadLetter, DeadLetterQuery, DeliveryAttempt,
+    DeliveryRequest, Destination, EventQuery, EventStore, InboundMessage, OutboundMessage,
+    PortError, Publisher, QuarantineRecord, Sink, SinkOutcome,
 };
 use civicbus_core::subscription::AmqpSinkSpec;
 use civicbus_core::{CloudEvent, Filter, SinkSpec, Subscription, wire};
@@ -119,6 +119,8 @@ pub enum StoreOp {
     RecordAttempt,
     /// `is_delivered`.
     IsDelivered,
+    /// `dead_letter`.
+    DeadLetter,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +130,8 @@ struct StoreState {
     quarantine: Vec<QuarantineRecord>,
     attempts: Vec<DeliveryAttempt>,
     delivered: HashSet<String>,
+    dead_letters: Vec<DeadLetter>,
+    dead_letter_calls: u32,
     fail: HashMap<StoreOp, FailNext>,
 }
 
@@ -183,6 +187,16 @@ impl MemoryStore {
     /// Recorded delivery attempts, oldest first.
     pub fn attempts(&self) -> Vec<DeliveryAttempt> {
         lock(&self.state).attempts.clone()
+    }
+
+    /// Stored dead letters, oldest first (one per idempotency key).
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        lock(&self.state).dead_letters.clone()
+    }
+
+    /// `dead_letter` calls that did not fail, duplicates (ignored) included.
+    pub fn dead_letter_calls(&self) -> u32 {
+        lock(&self.state).dead_letter_calls
     }
 }
 
@@ -301,6 +315,55 @@ impl EventStore for MemoryStore {
 
     async fn audit_entries(&self, _after: i64, _limit: u32) -> Result<Vec<AuditRecord>, PortError> {
         Ok(Vec::new())
+    }
+
+    async fn dead_letter(&self, record: &DeadLetter) -> Result<(), PortError> {
+        let mut s = lock(&self.state);
+        s.check(StoreOp::DeadLetter)?;
+        s.dead_letter_calls += 1;
+        // Idempotent on the key, like the SQL store: a redelivery stores nothing new.
+        if s.dead_letters
+            .iter()
+            .any(|d| d.idempotency_key == record.idempotency_key)
+        {
+            return Ok(());
+        }
+        s.dead_letters.push(record.clone());
+        Ok(())
+    }
+
+    async fn list_dead_letters(
+        &self,
+        query: &DeadLetterQuery,
+    ) -> Result<Vec<DeadLetter>, PortError> {
+        let limit = if query.limit == 0 { 100 } else { query.limit };
+        let s = lock(&self.state);
+        // Newest first; among equal times, the later stored first.
+        let mut found: Vec<DeadLetter> = s
+            .dead_letters
+            .iter()
+            .rev()
+            .filter(|d| query.tenant.as_ref().is_none_or(|t| &d.tenant == t))
+            .filter(|d| {
+                query
+                    .subscription
+                    .as_ref()
+                    .is_none_or(|k| &d.subscription == k)
+            })
+            .filter(|d| query.reason.is_none_or(|r| d.reason == r))
+            .cloned()
+            .collect();
+        found.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
+    async fn get_dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, PortError> {
+        Ok(lock(&self.state)
+            .dead_letters
+            .iter()
+            .find(|d| d.id == id)
+            .cloned())
     }
 }
 
@@ -539,6 +602,7 @@ pub fn subscription(tenant: &str, id: &str, filters: Vec<Filter>) -> Subscriptio
             routing_key: None,
         }),
         concurrency: 1,
+        retry: civicbus_core::RetryPolicy::default(),
     }
 }
 

@@ -12,8 +12,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use civicbus_core::binding::ParseLimits;
 use civicbus_core::ports::{
-    ArchivedEvent, AuditRecord, DeliveryAttempt, Destination, EventQuery, EventStore,
-    OutboundMessage, PortError, Publisher, QuarantineRecord,
+    ArchivedEvent, AuditRecord, DeadLetter, DeadLetterQuery, DeliveryAttempt, Destination,
+    EventQuery, EventStore, OutboundMessage, PortError, Publisher, QuarantineRecord,
 };
 use civicbus_router::{Ingest, IngestLimits};
 use civicbus_server::auth::TokenSet;
@@ -100,12 +100,14 @@ impl Publisher for FakePublisher {
     }
 }
 
-/// An event store in memory: the archive is a vector, the rest is empty.
+/// An event store in memory: the archive, attempts and dead letters are vectors, the rest
+/// is empty.
 #[derive(Default)]
 pub struct FakeStore {
     events: Mutex<Vec<ArchivedEvent>>,
     attempts: Mutex<Vec<DeliveryAttempt>>,
     queries: Mutex<Vec<EventQuery>>,
+    dead_letters: Mutex<Vec<DeadLetter>>,
 }
 
 impl FakeStore {
@@ -222,6 +224,39 @@ impl EventStore for FakeStore {
 
     async fn audit_entries(&self, _: i64, _: u32) -> Result<Vec<AuditRecord>, PortError> {
         Ok(Vec::new())
+    }
+
+    async fn dead_letter(&self, record: &DeadLetter) -> Result<(), PortError> {
+        let mut dead = lock(&self.dead_letters);
+        if !dead
+            .iter()
+            .any(|d| d.idempotency_key == record.idempotency_key)
+        {
+            dead.push(record.clone());
+        }
+        Ok(())
+    }
+
+    async fn list_dead_letters(&self, q: &DeadLetterQuery) -> Result<Vec<DeadLetter>, PortError> {
+        let limit = if q.limit == 0 { 100 } else { q.limit };
+        let mut found: Vec<DeadLetter> = lock(&self.dead_letters)
+            .iter()
+            .rev()
+            .filter(|d| q.tenant.as_ref().is_none_or(|t| *t == d.tenant))
+            .filter(|d| q.subscription.as_ref().is_none_or(|k| *k == d.subscription))
+            .filter(|d| q.reason.is_none_or(|r| r == d.reason))
+            .cloned()
+            .collect();
+        found.sort_by_key(|d| std::cmp::Reverse(d.created_at));
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
+    async fn get_dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, PortError> {
+        Ok(lock(&self.dead_letters)
+            .iter()
+            .find(|d| d.id == id)
+            .cloned())
     }
 }
 
