@@ -231,6 +231,7 @@ impl Harness {
             extra_queues: Vec::new(),
             client: reqwest::Client::new(),
             store_url: self.store.url.clone(),
+            broker_url: self.config.broker.url.clone(),
             _store: self.store,
         })
     }
@@ -253,6 +254,8 @@ pub struct TestBus {
     pub client: reqwest::Client,
     /// The store's URL.
     pub store_url: String,
+    /// The broker's URL.
+    pub broker_url: String,
     _store: StoreFixture,
 }
 
@@ -315,6 +318,38 @@ impl TestBus {
         }
         let _ = self.admin.teardown(&self.keys).await;
         let _ = self.admin.close().await;
+    }
+}
+
+impl Drop for TestBus {
+    /// A test that panicked before `stop` still removes its queues and exchanges (on a
+    /// thread of its own: Drop cannot await).
+    fn drop(&mut self) {
+        if self.bus.is_none() {
+            return;
+        }
+        let url = self.broker_url.clone();
+        let topology = self.admin.topology().clone();
+        let keys = self.keys.clone();
+        let extra = std::mem::take(&mut self.extra_queues);
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(b) = Broker::connect(&url, topology, BrokerOptions::default()).await {
+                    for q in &extra {
+                        let _ = b.delete_queue(q).await;
+                    }
+                    let _ = b.teardown(&keys).await;
+                    let _ = b.close().await;
+                }
+            });
+        })
+        .join();
     }
 }
 
