@@ -174,6 +174,7 @@ impl Harness {
             }),
             amqp: None,
             retry: None,
+            health: None,
         });
     }
 
@@ -197,6 +198,7 @@ impl Harness {
                 routing_key: Some(routing_key.into()),
             }),
             retry: None,
+            health: None,
         });
     }
 

@@ -226,6 +226,13 @@ async fn a_subscriber_down_for_good_is_dead_lettered_after_the_policy_and_blocks
             max_attempts: Some(3),
             ..Default::default()
         });
+        // This test is about the retry policy: with the circuit breaker on, an endpoint
+        // down for good has its deliveries wait (not dead-lettered) after 5 failures;
+        // `endpoint_health.rs` covers that.
+        s.health = Some(civicbus_server::config::HealthOverride {
+            failure_threshold: Some(0),
+            ..Default::default()
+        });
     }
     h.webhook(
         "dysart",

@@ -53,7 +53,10 @@ pub struct BrokerOptions {
     pub connection_name: String,
     /// Deliveries of one message a subscription queue allows (`x-delivery-limit`) before
     /// RabbitMQ dead-letters it as poison. Retries through the delay queues do not count:
-    /// each is a new message. Default 20.
+    /// each is a new message. Hand-backs while the store is down do count; with the
+    /// delivery worker's growing hold (up to 32 s) the default of 100 rides out a store
+    /// outage of about an hour before in-flight deliveries go to the dead-letter queue.
+    /// Default 100.
     pub delivery_limit: u32,
 }
 
@@ -69,7 +72,7 @@ impl Default for BrokerOptions {
             reconnect_max_delay: Duration::from_secs(30),
             reconnect_max_attempts: None,
             connection_name: "civicbus".to_string(),
-            delivery_limit: 20,
+            delivery_limit: 100,
         }
     }
 }

@@ -4,6 +4,15 @@
 //! delay queues for as long as the subscription's retry policy says (or the subscriber's
 //! `Retry-After`); a terminal one, or one whose retries are exhausted, is recorded as a
 //! dead letter in the store and moved to the subscription's dead-letter queue.
+//!
+//! While the subscription's circuit is open ([`crate::circuit`]), the sink is not called:
+//! the message goes back to the retry queue for the rest of the open period with its
+//! attempt count unchanged, and nothing is recorded or dead-lettered.
+//!
+//! Test hook: when the environment variable `CIVICBUS_FAILPOINT` is
+//! `after-attempt-recorded` (read once, by [`DeliveryWorker::new`]), the process aborts
+//! right after a `Delivered` attempt was recorded and before the message is acknowledged,
+//! so end-to-end tests can crash the bus between the subscriber's 2xx and the ack.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +29,7 @@ use civicbus_core::ports::{
 };
 use civicbus_core::{RetryDecision, Subscription, wire};
 
+use crate::circuit::{Admission, Breaker, Clock, HealthPolicy, SystemClock};
 use crate::consumer;
 use crate::quarantine::{Reason, quarantine_and_ack};
 
@@ -32,6 +42,12 @@ pub struct DeliveryWorker {
     publisher: Arc<dyn Publisher>,
     limits: ParseLimits,
     infra_backoff: Duration,
+    /// Consecutive store/broker failures, for the growing hold before a hand-back.
+    infra_failures: std::sync::atomic::AtomicU32,
+    breaker: Arc<Breaker>,
+    clock: Arc<dyn Clock>,
+    /// Test hook `CIVICBUS_FAILPOINT=after-attempt-recorded` (see the module docs).
+    abort_after_recorded: bool,
 }
 
 impl DeliveryWorker {
@@ -52,6 +68,11 @@ impl DeliveryWorker {
             publisher,
             limits,
             infra_backoff: consumer::INFRA_BACKOFF,
+            infra_failures: std::sync::atomic::AtomicU32::new(0),
+            breaker: Arc::new(Breaker::new(HealthPolicy::default())),
+            clock: Arc::new(SystemClock),
+            abort_after_recorded: std::env::var("CIVICBUS_FAILPOINT")
+                .is_ok_and(|v| v == "after-attempt-recorded"),
         }
     }
 
@@ -60,6 +81,25 @@ impl DeliveryWorker {
     pub fn with_infra_backoff(mut self, backoff: Duration) -> Self {
         self.infra_backoff = backoff;
         self
+    }
+
+    /// The endpoint-health policy (circuit breaker) of this subscription (default
+    /// [`HealthPolicy::default`]). Starts with a closed breaker.
+    pub fn with_health(mut self, policy: HealthPolicy) -> Self {
+        self.breaker = Arc::new(Breaker::new(policy));
+        self
+    }
+
+    /// The clock the breaker runs on (default the system's monotonic clock); tests
+    /// inject one they can move.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The subscription's circuit breaker.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// The subscription served.
@@ -86,7 +126,7 @@ impl DeliveryWorker {
                     Some(&self.subscription.tenant),
                     "delivery",
                     reason,
-                    self.infra_backoff,
+                    self.hold(),
                 )
                 .await;
             }
@@ -108,7 +148,11 @@ impl DeliveryWorker {
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc));
 
-        match self.store.is_delivered(&key).await {
+        let delivered = self.store.is_delivered(&key).await;
+        if delivered.is_ok() {
+            self.store_ok();
+        }
+        match delivered {
             Ok(true) => {
                 tracing::debug!(webhook_id = %key, subscription = %self.key, "already delivered; not sending again");
                 return consumer::ack(&msg).await;
@@ -118,10 +162,36 @@ impl DeliveryWorker {
                 return consumer::requeue_after(
                     &msg,
                     &format!("store cannot check idempotency: {e}"),
-                    self.infra_backoff,
+                    self.hold(),
                 )
                 .await;
             }
+        }
+
+        let probe = match self.breaker.admit(self.clock.now()) {
+            Admission::Deliver { probe } => probe,
+            Admission::Wait(left) => {
+                // The endpoint is down: do not call it. The message waits out the rest of
+                // the open period in the retry queue; no attempt is made, recorded or
+                // counted, so an outage neither uses up the retry policy nor
+                // dead-letters anything.
+                let delay = left.max(civicbus_core::retry::MIN_BACKOFF);
+                tracing::debug!(webhook_id = %key, subscription = %self.key, retry_in = ?delay, "endpoint circuit open; parking the delivery");
+                let parked = self.park(&msg, attempt);
+                return self
+                    .forward(
+                        &msg,
+                        Destination::Retry {
+                            key: self.key.clone(),
+                            delay,
+                        },
+                        parked,
+                    )
+                    .await;
+            }
+        };
+        if probe {
+            tracing::info!(webhook_id = %key, subscription = %self.key, "endpoint circuit half-open; probing");
         }
 
         let started = Instant::now();
@@ -137,6 +207,7 @@ impl DeliveryWorker {
                 traceparent,
             })
             .await;
+        self.observe(&outcome, probe);
         let record = DeliveryAttempt {
             idempotency_key: key.clone(),
             tenant: self.subscription.tenant.clone(),
@@ -157,13 +228,17 @@ impl DeliveryWorker {
             return consumer::requeue_after(
                 &msg,
                 &format!("store cannot record the attempt: {e}"),
-                self.infra_backoff,
+                self.hold(),
             )
             .await;
         }
         let reason = match &outcome {
             SinkOutcome::Delivered { .. } => {
                 tracing::debug!(webhook_id = %key, subscription = %self.key, attempt, "delivered");
+                if self.abort_after_recorded {
+                    tracing::error!(webhook_id = %key, "failpoint after-attempt-recorded: aborting before the ack");
+                    std::process::abort();
+                }
                 return consumer::ack(&msg).await;
             }
             SinkOutcome::Retryable {
@@ -227,7 +302,7 @@ impl DeliveryWorker {
             return consumer::requeue_after(
                 &msg,
                 &format!("store cannot record the dead letter: {e}"),
-                self.infra_backoff,
+                self.hold(),
             )
             .await;
         }
@@ -240,6 +315,66 @@ impl DeliveryWorker {
             dead,
         )
         .await;
+    }
+
+    /// How long to hold a message before handing it back while the store or broker is
+    /// failing: the infra backoff, doubling with each consecutive failure up to 32×
+    /// (32 s by default), so a long store outage neither spins nor burns through the
+    /// queue's delivery limit quickly.
+    fn hold(&self) -> Duration {
+        use std::sync::atomic::Ordering;
+        let n = self.infra_failures.fetch_add(1, Ordering::Relaxed).min(5);
+        self.infra_backoff.saturating_mul(1 << n)
+    }
+
+    /// The store answered: the next failure starts the hold from the beginning.
+    fn store_ok(&self) {
+        self.infra_failures
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Report a delivery's outcome to the breaker, logging state changes.
+    fn observe(&self, outcome: &SinkOutcome, probe: bool) {
+        match outcome {
+            SinkOutcome::Retryable { reason, .. } => {
+                if let Some(open_for) = self.breaker.on_failure(self.clock.now(), probe) {
+                    tracing::warn!(subscription = %self.key, open_for = ?open_for, reason = %reason, "endpoint failing; circuit open, deliveries wait");
+                }
+            }
+            // Any answer that is not a retryable failure shows the endpoint is alive.
+            _ => {
+                if self.breaker.on_success() {
+                    tracing::info!(subscription = %self.key, "endpoint answered again; circuit closed");
+                }
+            }
+        }
+    }
+
+    /// The message parked while the circuit is open: the same headers (attempt count,
+    /// last outcome and error unchanged), without RabbitMQ's dead-lettering history.
+    fn park(&self, msg: &InboundMessage, attempt: u32) -> OutboundMessage {
+        let mut headers: Vec<(String, String)> = msg
+            .headers
+            .iter()
+            .filter(|(k, _)| {
+                k != HEADER_ATTEMPT
+                    && !k.starts_with("x-death")
+                    && k != "x-delivery-count"
+                    && !k.starts_with("x-first-death")
+                    && !k.starts_with("x-last-death")
+            })
+            .cloned()
+            .collect();
+        headers.push((HEADER_ATTEMPT.into(), attempt.to_string()));
+        OutboundMessage {
+            body: msg.body.clone(),
+            content_type: msg
+                .content_type
+                .clone()
+                .unwrap_or_else(|| civicbus_core::envelope::STRUCTURED_CONTENT_TYPE.into()),
+            headers,
+            message_id: msg.message_id.clone(),
+        }
     }
 
     /// The message to publish again (to retry or dead-letter), carrying the attempt count
@@ -292,7 +427,7 @@ impl DeliveryWorker {
                 consumer::requeue_after(
                     msg,
                     &format!("cannot move the delivery on: {e}"),
-                    self.infra_backoff,
+                    self.hold(),
                 )
                 .await
             }

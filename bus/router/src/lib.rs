@@ -5,6 +5,7 @@
 //! traits of `civicbus_core::ports`, so every path can be tested with in-memory fakes and
 //! runs unchanged on any broker or store implementation.
 
+pub mod circuit;
 pub mod consumer;
 pub mod deliver;
 pub mod ingest;
@@ -12,6 +13,7 @@ pub mod ingress;
 pub mod quarantine;
 pub mod route;
 
+pub use circuit::{Breaker, Clock, HealthPolicy, SystemClock};
 pub use deliver::DeliveryWorker;
 pub use ingest::{Ingest, IngestError, IngestLimits, Submitter};
 pub use ingress::IngressWorker;

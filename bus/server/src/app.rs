@@ -192,13 +192,16 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
         };
         let key = sub.key();
         let concurrency = sub.concurrency.max(1);
-        let worker = Arc::new(DeliveryWorker::new(
-            sub.clone(),
-            sink,
-            store_port.clone(),
-            publisher.clone(),
-            parse,
-        ));
+        let worker = Arc::new(
+            DeliveryWorker::new(
+                sub.clone(),
+                sink,
+                store_port.clone(),
+                publisher.clone(),
+                parse,
+            )
+            .with_health(resolved.health_of(&key)),
+        );
         let b = broker.clone();
         workers.push(supervise(
             format!("delivery {key}"),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use civicbus_core::subscription::{AmqpSinkSpec, HttpMode, SinkSpec, Subscription, WebhookSpec};
 use civicbus_core::tenant::{Audience, SharingRule, validate_name};
 use civicbus_core::{Filter, RetryPolicy};
+use civicbus_router::HealthPolicy;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_path_to_error::Segment;
@@ -151,6 +152,9 @@ pub struct DeliveryConfig {
     pub timeout: Duration,
     /// Retry policy of every subscription unless the subscription overrides it.
     pub retry: RetryConfig,
+    /// Endpoint health (circuit breaker) of every subscription unless the subscription
+    /// overrides it.
+    pub health: HealthConfig,
 }
 
 impl Default for DeliveryConfig {
@@ -159,6 +163,7 @@ impl Default for DeliveryConfig {
             concurrency: 8,
             timeout: Duration::from_secs(10),
             retry: RetryConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -242,6 +247,58 @@ pub struct RetryOverride {
     pub jitter: Option<f64>,
 }
 
+/// `[delivery.health]`: when a failing endpoint's circuit opens, and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Consecutive retryable failures that open the circuit (0 = never).
+    pub failure_threshold: u32,
+    /// First open period.
+    #[serde(with = "humantime_serde")]
+    pub open_for: Duration,
+    /// Longest open period (the period doubles while probes fail).
+    #[serde(with = "humantime_serde")]
+    pub max_open_for: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        let p = HealthPolicy::default();
+        HealthConfig {
+            failure_threshold: p.failure_threshold,
+            open_for: p.open_for,
+            max_open_for: p.max_open_for,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The policy, with `over` (a subscription's `health` table) applied on top.
+    pub fn policy(&self, over: Option<&HealthOverride>) -> HealthPolicy {
+        let o = over.cloned().unwrap_or_default();
+        HealthPolicy {
+            failure_threshold: o.failure_threshold.unwrap_or(self.failure_threshold),
+            open_for: o.open_for.unwrap_or(self.open_for),
+            max_open_for: o.max_open_for.unwrap_or(self.max_open_for),
+        }
+    }
+}
+
+/// `[subscriptions.health]`: any key of `[delivery.health]`, for one subscription.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthOverride {
+    /// Consecutive retryable failures that open the circuit (0 = never).
+    #[serde(default)]
+    pub failure_threshold: Option<u32>,
+    /// First open period.
+    #[serde(default, with = "humantime_serde")]
+    pub open_for: Option<Duration>,
+    /// Longest open period.
+    #[serde(default, with = "humantime_serde")]
+    pub max_open_for: Option<Duration>,
+}
+
 /// `[[tenants]]`: one municipality.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -309,6 +366,9 @@ pub struct SubscriptionConfig {
     /// Retry policy overrides (default `[delivery.retry]`).
     #[serde(default)]
     pub retry: Option<RetryOverride>,
+    /// Endpoint health overrides (default `[delivery.health]`).
+    #[serde(default)]
+    pub health: Option<HealthOverride>,
 }
 
 /// `[subscriptions.webhook]`.
@@ -804,6 +864,9 @@ fn check_indexed(
     for (field, m) in config.delivery.retry.policy(None).problems() {
         out.push(problem(format!("delivery.retry.{field}"), m));
     }
+    for (field, m) in config.delivery.health.policy(None).problems() {
+        out.push(problem(format!("delivery.health.{field}"), m));
+    }
 
     let mut tenant_ids = HashSet::new();
     let is_tenant = |id: &str| index.declared_tenants.contains(id);
@@ -912,6 +975,11 @@ fn check_indexed(
         if s.retry.is_some() {
             for (field, m) in config.delivery.retry.policy(s.retry.as_ref()).problems() {
                 out.push(problem(format!("{p}.retry.{field}"), m));
+            }
+        }
+        if s.health.is_some() {
+            for (field, m) in config.delivery.health.policy(s.health.as_ref()).problems() {
+                out.push(problem(format!("{p}.health.{field}"), m));
             }
         }
         if !is_tenant(&s.tenant) {
@@ -1036,6 +1104,15 @@ pub struct Resolved {
     pub tokens: Vec<ResolvedToken>,
     /// AMQP user → tenant.
     pub amqp_users: BTreeMap<String, String>,
+    /// Endpoint health policy by subscription key (`<tenant>.<id>`).
+    pub health: BTreeMap<String, HealthPolicy>,
+}
+
+impl Resolved {
+    /// The endpoint health policy of the subscription `key` (the default if unknown).
+    pub fn health_of(&self, key: &str) -> HealthPolicy {
+        self.health.get(key).copied().unwrap_or_default()
+    }
 }
 
 /// Hash a token the way the configuration stores it.
@@ -1120,11 +1197,22 @@ pub fn resolve(config: &Config, env: &BTreeMap<String, String>) -> Resolved {
             })
         })
         .collect();
+    let health = config
+        .subscriptions
+        .iter()
+        .map(|s| {
+            (
+                format!("{}.{}", s.tenant, s.id),
+                config.delivery.health.policy(s.health.as_ref()),
+            )
+        })
+        .collect();
     Resolved {
         subscriptions,
         shares,
         tokens,
         amqp_users,
+        health,
     }
 }
 

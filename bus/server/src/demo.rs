@@ -161,6 +161,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             webhook: Some(webhook(records.url(), &records_secret, WebhookMode::Binary)),
             amqp: None,
             retry: None,
+            health: None,
         },
         SubscriptionConfig {
             id: "finance-permit-fees".into(),
@@ -180,6 +181,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             )),
             amqp: None,
             retry: None,
+            health: None,
         },
         SubscriptionConfig {
             id: "gis-parcel-tags".into(),
@@ -192,6 +194,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
                 routing_key: Some(gis_key.clone()),
             }),
             retry: None,
+            health: None,
         },
         SubscriptionConfig {
             id: "permitting-addresses".into(),
@@ -201,6 +204,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             webhook: Some(webhook(minden.url(), &minden_secret, WebhookMode::Binary)),
             amqp: None,
             retry: None,
+            health: None,
         },
     ];
     let env = BTreeMap::new();

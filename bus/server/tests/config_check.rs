@@ -575,3 +575,35 @@ fn a_bad_environment_value_is_reported_with_its_variable() {
         );
     }
 }
+
+#[test]
+fn endpoint_health_defaults_and_per_subscription_overrides() {
+    let doc = format!(
+        "[delivery.health]\nfailure_threshold = 3\nopen_for = \"1m\"\n{}\
+         [subscriptions.health]\nopen_for = \"5s\"\nmax_open_for = \"30s\"\n",
+        webhook_doc("secrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]")
+    );
+    let l = load_str(&doc, &no_env());
+    assert!(l.problems.is_empty(), "{}", render(&l));
+    let resolved = config::resolve(&l.config.expect("config"), &no_env());
+    let h = resolved.health_of("county.records");
+    assert_eq!(h.failure_threshold, 3, "from [delivery.health]");
+    assert_eq!(h.open_for, Duration::from_secs(5));
+    assert_eq!(h.max_open_for, Duration::from_secs(30));
+
+    let bad = format!(
+        "[delivery.health]\nopen_for = \"0s\"\n{}\
+         [subscriptions.health]\nopen_for = \"1m\"\nmax_open_for = \"10s\"\n",
+        webhook_doc("secrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]")
+    );
+    let l = load_str(&bad, &no_env());
+    assert_eq!(
+        paths(&errors(&l)),
+        set(&[
+            "delivery.health.open_for",
+            "subscriptions[0].health.max_open_for"
+        ]),
+        "{}",
+        render(&l)
+    );
+}
