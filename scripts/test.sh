@@ -16,8 +16,5 @@ export CIVICBUS_TEST_PG_URL="${CIVICBUS_TEST_PG_URL:-postgres://postgres@127.0.0
 export CIVICBUS_TEST_AMQP_URL="${CIVICBUS_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 cargo test --locked --workspace --all-targets "$@"
 # Outages of RabbitMQ and PostgreSQL themselves (tests/tests/outages.rs): they stop the
-# shared services, so they run after the suite, one at a time. The RabbitMQ-restart test
-# is skipped until the broker reconnects after a reset connection (see issue 3's notes:
-# lapin's auto-recovery does not recover from "connection reset by peer").
-cargo test --locked -p civicbus-tests --test outages -- --ignored --test-threads=1 \
-  --skip rabbitmq_restart_while_10k_events_flow
+# shared services, so they run after the suite, one at a time.
+cargo test --locked -p civicbus-tests --test outages -- --ignored --test-threads=1

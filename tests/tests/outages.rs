@@ -464,7 +464,7 @@ async fn assert_all_delivered_and_archived(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "disrupts shared services; KNOWN FAILING: the bus does not reconnect after RabbitMQ resets the connection (lapin auto-recovery); skipped by scripts/test.sh until fixed"]
+#[ignore = "disrupts shared services: run by scripts/test.sh after the suite"]
 async fn rabbitmq_restart_while_10k_events_flow() {
     const EVENTS: usize = 10_000;
     const TEST: &str = "rmq-restart";

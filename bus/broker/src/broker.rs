@@ -58,6 +58,9 @@ pub struct BrokerOptions {
     /// outage of about an hour before in-flight deliveries go to the dead-letter queue.
     /// Default 100.
     pub delivery_limit: u32,
+    /// How long the connection may stay down before the watchdog opens a fresh one
+    /// (lapin's recovery can stall). Default 15 s.
+    pub reconnect_after: Duration,
 }
 
 impl Default for BrokerOptions {
@@ -73,6 +76,7 @@ impl Default for BrokerOptions {
             reconnect_max_attempts: None,
             connection_name: "civicbus".to_string(),
             delivery_limit: 100,
+            reconnect_after: Duration::from_secs(15),
         }
     }
 }
@@ -127,6 +131,77 @@ fn precondition_hint(e: PortError, queue: &str) -> PortError {
     }
 }
 
+/// Connection properties: lapin's automatic recovery with exponential backoff.
+fn connection_properties(options: &BrokerOptions) -> ConnectionProperties {
+    let max_delay = options.reconnect_max_delay;
+    let attempts = options.reconnect_max_attempts;
+    ConnectionProperties::default()
+        .with_connection_name(LongString::from(options.connection_name.as_bytes()))
+        .enable_auto_recover()
+        .configure_backoff(move |b| {
+            let b = b
+                .with_min_delay(Duration::from_millis(100))
+                .with_max_delay(max_delay)
+                .with_factor(2.0)
+                .with_jitter();
+            match attempts {
+                Some(n) => b.with_max_times(n),
+                None => b.without_max_times(),
+            }
+        })
+}
+
+/// Replaces the connection when lapin's own recovery does not bring it back within
+/// `reconnect_after` (seen after RabbitMQ reset connections on `stop_app`: lapin stayed
+/// "reconnecting" forever). The fresh connection serves new channels; pooled channels of
+/// the old one are discarded as they fail, and consumers end, so their supervisors reopen
+/// them on the new connection. Queues are durable, so nothing needs re-declaring.
+async fn watchdog(shared: std::sync::Weak<Shared>) {
+    let mut down_since: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(s) = shared.upgrade() else { return };
+        if s.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        let conn = s.conn();
+        if conn.status().connected() {
+            down_since = None;
+            continue;
+        }
+        let since = *down_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < s.options.reconnect_after {
+            continue;
+        }
+        let Ok(uri) = s.url.parse::<lapin::uri::AMQPUri>() else {
+            return;
+        };
+        let fresh = timeout(
+            s.options.connect_timeout,
+            Connection::connect_uri(uri, connection_properties(&s.options)),
+        )
+        .await;
+        match fresh {
+            Ok(Ok(new)) => {
+                if let Ok(mut slot) = s.connection.write() {
+                    *slot = Arc::new(new);
+                }
+                s.generation.send_modify(|g| *g += 1);
+                down_since = None;
+                tracing::warn!(endpoint = %s.parts.endpoint, "RabbitMQ connection replaced after recovery stalled");
+                tokio::spawn(async move {
+                    let _ =
+                        timeout(Duration::from_secs(5), conn.close(320, "replaced".into())).await;
+                });
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(endpoint = %s.parts.endpoint, error = %e, "RabbitMQ still unreachable");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 fn quorum_args() -> FieldTable {
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), long_string("quorum"));
@@ -135,7 +210,13 @@ fn quorum_args() -> FieldTable {
 
 /// State shared by the broker, its publishers and consumers.
 pub(crate) struct Shared {
-    pub(crate) connection: Connection,
+    /// The current connection; replaced by the watchdog when lapin's own recovery gets
+    /// stuck (see [`watchdog`]).
+    pub(crate) connection: std::sync::RwLock<Arc<Connection>>,
+    /// The URL, kept to open a fresh connection (never logged).
+    url: String,
+    /// Bumped each time the watchdog replaces the connection; consumers watch it.
+    pub(crate) generation: tokio::sync::watch::Sender<u64>,
     pub(crate) topology: Topology,
     pub(crate) options: BrokerOptions,
     pub(crate) pool: ChannelPool,
@@ -144,12 +225,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The current connection.
+    pub(crate) fn conn(&self) -> Arc<Connection> {
+        self.connection
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Wait (up to `recovery_wait`) until the connection is open.
     pub(crate) async fn ensure_connected(&self) -> Result<(), PortError> {
         if self.closing.load(Ordering::SeqCst) {
             return Err(self.closed_error());
         }
-        let status = self.connection.status();
+        let conn = self.conn();
+        let status = conn.status();
         if status.connected() {
             return Ok(());
         }
@@ -188,7 +278,7 @@ impl Shared {
     /// closes it: a failed declare closes its channel anyway).
     pub(crate) async fn temp_channel(&self) -> Result<Channel, PortError> {
         self.ensure_connected().await?;
-        self.connection
+        self.conn()
             .create_channel()
             .await
             .map_err(|e| classify(&e, "opening a RabbitMQ channel"))
@@ -252,22 +342,7 @@ impl Broker {
             Ok(Ok(stream)) => drop(stream),
         }
 
-        let max_delay = options.reconnect_max_delay;
-        let attempts = options.reconnect_max_attempts;
-        let properties = ConnectionProperties::default()
-            .with_connection_name(LongString::from(options.connection_name.as_bytes()))
-            .enable_auto_recover()
-            .configure_backoff(move |b| {
-                let b = b
-                    .with_min_delay(Duration::from_millis(100))
-                    .with_max_delay(max_delay)
-                    .with_factor(2.0)
-                    .with_jitter();
-                match attempts {
-                    Some(n) => b.with_max_times(n),
-                    None => b.without_max_times(),
-                }
-            });
+        let properties = connection_properties(&options);
         let connection = match timeout(
             options.connect_timeout,
             Connection::connect_uri(uri, properties),
@@ -285,16 +360,18 @@ impl Broker {
         };
         tracing::info!(endpoint = %parts.endpoint, prefix = %topology.prefix(), "connected to RabbitMQ");
         let pool = ChannelPool::new(options.publisher_channels.max(1));
-        Ok(Broker {
-            shared: Arc::new(Shared {
-                connection,
-                topology,
-                options,
-                pool,
-                closing: AtomicBool::new(false),
-                parts,
-            }),
-        })
+        let shared = Arc::new(Shared {
+            connection: std::sync::RwLock::new(Arc::new(connection)),
+            url: url.to_string(),
+            generation: tokio::sync::watch::channel(0).0,
+            topology,
+            options,
+            pool,
+            closing: AtomicBool::new(false),
+            parts,
+        });
+        tokio::spawn(watchdog(Arc::downgrade(&shared)));
+        Ok(Broker { shared })
     }
 
     /// The names this broker uses.
@@ -314,7 +391,7 @@ impl Broker {
 
     /// Whether the connection is open right now (false while reconnecting or closed).
     pub fn is_connected(&self) -> bool {
-        !self.shared.closing.load(Ordering::SeqCst) && self.shared.connection.status().connected()
+        !self.shared.closing.load(Ordering::SeqCst) && self.shared.conn().status().connected()
     }
 
     /// A publisher sharing this connection's channel pool. Cheap to clone.
@@ -587,11 +664,9 @@ impl Broker {
         if !drained {
             tracing::warn!("closing RabbitMQ connection with publishes still unconfirmed");
         }
-        let status = self.shared.connection.status();
-        if status.connected() {
-            self.shared
-                .connection
-                .close(200, "civicbus shutting down".into())
+        let conn = self.shared.conn();
+        if conn.status().connected() {
+            conn.close(200, "civicbus shutting down".into())
                 .await
                 .map_err(|e| classify(&e, "closing the RabbitMQ connection"))?;
         }

@@ -46,6 +46,8 @@ impl std::fmt::Debug for BrokerConsumer {
 }
 
 struct State {
+    /// Changes when the watchdog replaces the connection.
+    replaced: tokio::sync::watch::Receiver<u64>,
     shared: Arc<Shared>,
     consumer: Consumer,
     channel: Channel,
@@ -65,7 +67,7 @@ impl BrokerConsumer {
         let tag = short(consumer_tag, "consumer tag")?;
         shared.ensure_connected().await?;
         let channel = shared
-            .connection
+            .conn()
             .create_channel()
             .await
             .map_err(|e| classify(&e, &what))?;
@@ -83,7 +85,9 @@ impl BrokerConsumer {
             .await
             .map_err(|e| classify(&e, &what))?;
         let tag = consumer.tag().as_str().to_string();
+        let replaced = shared.generation.subscribe();
         let state = State {
+            replaced,
             shared,
             consumer,
             channel: channel.clone(),
@@ -137,7 +141,20 @@ async fn next_message(mut state: State) -> Option<(Result<InboundMessage, PortEr
         return None;
     }
     loop {
-        match state.consumer.next().await {
+        let next = tokio::select! {
+            next = state.consumer.next() => next,
+            _ = state.replaced.changed() => {
+                // The watchdog replaced the connection: this consumer's channel will not
+                // come back. End with an error so the caller consumes again.
+                state.done = true;
+                let e = PortError::unavailable(format!(
+                    "the RabbitMQ connection was replaced; consume queue '{}' again",
+                    state.queue
+                ));
+                return Some((Err(e), state));
+            }
+        };
+        match next {
             Some(Ok(delivery)) => {
                 let message = convert(delivery, &state.channel);
                 return Some((Ok(message), state));
@@ -147,7 +164,18 @@ async fn next_message(mut state: State) -> Option<(Result<InboundMessage, PortEr
                     return None;
                 }
                 tracing::warn!(queue = %state.queue, error = %err, "consumer interrupted");
-                match state.channel.wait_for_recovery(err).await {
+                let recovered = tokio::select! {
+                    r = state.channel.wait_for_recovery(err) => r,
+                    _ = state.replaced.changed() => {
+                        state.done = true;
+                        let e = PortError::unavailable(format!(
+                            "the RabbitMQ connection was replaced; consume queue '{}' again",
+                            state.queue
+                        ));
+                        return Some((Err(e), state));
+                    }
+                };
+                match recovered {
                     Ok(()) => {
                         tracing::info!(queue = %state.queue, "consumer recovered");
                         continue;

@@ -152,7 +152,7 @@ async fn checkout(shared: &Arc<Shared>) -> Result<Lease, PortError> {
         dispose(channel);
     }
     let channel = shared
-        .connection
+        .conn()
         .create_channel()
         .await
         .map_err(|e| classify(&e, "opening a RabbitMQ publisher channel"))?;
