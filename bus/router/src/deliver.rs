@@ -353,28 +353,9 @@ impl DeliveryWorker {
     /// The message parked while the circuit is open: the same headers (attempt count,
     /// last outcome and error unchanged), without RabbitMQ's dead-lettering history.
     fn park(&self, msg: &InboundMessage, attempt: u32) -> OutboundMessage {
-        let mut headers: Vec<(String, String)> = msg
-            .headers
-            .iter()
-            .filter(|(k, _)| {
-                k != HEADER_ATTEMPT
-                    && !k.starts_with("x-death")
-                    && k != "x-delivery-count"
-                    && !k.starts_with("x-first-death")
-                    && !k.starts_with("x-last-death")
-            })
-            .cloned()
-            .collect();
+        let mut headers = carried_headers(msg, &[HEADER_ATTEMPT]);
         headers.push((HEADER_ATTEMPT.into(), attempt.to_string()));
-        OutboundMessage {
-            body: msg.body.clone(),
-            content_type: msg
-                .content_type
-                .clone()
-                .unwrap_or_else(|| civicbus_core::envelope::STRUCTURED_CONTENT_TYPE.into()),
-            headers,
-            message_id: msg.message_id.clone(),
-        }
+        outbound(msg, headers)
     }
 
     /// The message to publish again (to retry or dead-letter), carrying the attempt count
@@ -386,21 +367,15 @@ impl DeliveryWorker {
         outcome: &SinkOutcome,
         dead: Option<DeadLetterReason>,
     ) -> OutboundMessage {
-        let mut headers: Vec<(String, String)> = msg
-            .headers
-            .iter()
-            .filter(|(k, _)| {
-                k != HEADER_ATTEMPT
-                    && k != HEADER_ERROR
-                    && k != HEADER_OUTCOME
-                    && k != HEADER_DEAD_LETTER_REASON
-                    && !k.starts_with("x-death")
-                    && k != "x-delivery-count"
-                    && !k.starts_with("x-first-death")
-                    && !k.starts_with("x-last-death")
-            })
-            .cloned()
-            .collect();
+        let mut headers = carried_headers(
+            msg,
+            &[
+                HEADER_ATTEMPT,
+                HEADER_ERROR,
+                HEADER_OUTCOME,
+                HEADER_DEAD_LETTER_REASON,
+            ],
+        );
         headers.push((HEADER_ATTEMPT.into(), attempt.to_string()));
         headers.push((HEADER_OUTCOME.into(), outcome.status().as_str().into()));
         if let Some(err) = outcome.error() {
@@ -409,15 +384,7 @@ impl DeliveryWorker {
         if let Some(reason) = dead {
             headers.push((HEADER_DEAD_LETTER_REASON.into(), reason.as_str().into()));
         }
-        OutboundMessage {
-            body: msg.body.clone(),
-            content_type: msg
-                .content_type
-                .clone()
-                .unwrap_or_else(|| civicbus_core::envelope::STRUCTURED_CONTENT_TYPE.into()),
-            headers,
-            message_id: msg.message_id.clone(),
-        }
+        outbound(msg, headers)
     }
 
     async fn forward(&self, msg: &InboundMessage, to: Destination, out: OutboundMessage) {
@@ -432,6 +399,35 @@ impl DeliveryWorker {
                 .await
             }
         }
+    }
+}
+
+/// The headers of `msg` worth carrying to a re-published copy: all but RabbitMQ's
+/// dead-lettering history and delivery count, and but the `replaced` ones.
+fn carried_headers(msg: &InboundMessage, replaced: &[&str]) -> Vec<(String, String)> {
+    msg.headers
+        .iter()
+        .filter(|(k, _)| {
+            !replaced.contains(&k.as_str())
+                && !k.starts_with("x-death")
+                && k != "x-delivery-count"
+                && !k.starts_with("x-first-death")
+                && !k.starts_with("x-last-death")
+        })
+        .cloned()
+        .collect()
+}
+
+/// A copy of `msg` (body, content type, message id) with `headers`.
+fn outbound(msg: &InboundMessage, headers: Vec<(String, String)>) -> OutboundMessage {
+    OutboundMessage {
+        body: msg.body.clone(),
+        content_type: msg
+            .content_type
+            .clone()
+            .unwrap_or_else(|| civicbus_core::envelope::STRUCTURED_CONTENT_TYPE.into()),
+        headers,
+        message_id: msg.message_id.clone(),
     }
 }
 
