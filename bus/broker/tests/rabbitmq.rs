@@ -550,16 +550,29 @@ async fn missing_exchange_and_unroutable_are_rejected_not_hangs() {
         .expect_err("missing");
     assert_eq!(err.kind, PortErrorKind::Rejected, "{err}");
 
-    // A subscription queue nobody declared: unroutable → rejected.
-    let err = publisher
-        .publish_confirmed(vec![(
-            Destination::Subscription {
-                key: "nobody.declared".into(),
-            },
-            message("{}", "nowhere"),
-        )])
-        .await
-        .expect_err("unroutable");
+    // A subscription queue nobody declared: unroutable → rejected. Right after a
+    // refused publish, opening the next channel can race RabbitMQ's close of the old one
+    // ("CHANNEL_ERROR - expected 'channel.open'"): that transient error is Unavailable
+    // (retry), so try a few times.
+    let mut err = None;
+    for _ in 0..5 {
+        let e = publisher
+            .publish_confirmed(vec![(
+                Destination::Subscription {
+                    key: "nobody.declared".into(),
+                },
+                message("{}", "nowhere"),
+            )])
+            .await
+            .expect_err("unroutable");
+        let transient = e.kind == PortErrorKind::Unavailable;
+        err = Some(e);
+        if !transient {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let err = err.expect("tried");
     assert_eq!(err.kind, PortErrorKind::Rejected, "{err}");
     assert!(err.message.contains("NO_ROUTE"), "{err}");
 
