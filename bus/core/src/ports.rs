@@ -291,6 +291,11 @@ pub enum AuditAction {
     DeliveryFailed,
     /// A delivery was dead-lettered (terminal failure, gone, or retries exhausted).
     DeadLettered,
+    /// A subscription's endpoint was disabled (it answered 410, or failed continuously
+    /// for the subscription's `disable_after`).
+    EndpointDisabled,
+    /// An operator enabled a disabled endpoint again.
+    EndpointEnabled,
 }
 
 impl AuditAction {
@@ -303,6 +308,8 @@ impl AuditAction {
             AuditAction::Delivered => "delivered",
             AuditAction::DeliveryFailed => "delivery-failed",
             AuditAction::DeadLettered => "dead-lettered",
+            AuditAction::EndpointDisabled => "endpoint-disabled",
+            AuditAction::EndpointEnabled => "endpoint-enabled",
         }
     }
 }
@@ -342,6 +349,9 @@ pub enum DeadLetterReason {
     AttemptsExhausted,
     /// The retry policy's maximum age was reached.
     MaxAgeExceeded,
+    /// The endpoint is disabled: the delivery was not attempted (enable the endpoint and
+    /// replay the dead letter).
+    EndpointDisabled,
 }
 
 impl DeadLetterReason {
@@ -352,6 +362,7 @@ impl DeadLetterReason {
             DeadLetterReason::Gone => "gone",
             DeadLetterReason::AttemptsExhausted => "attempts-exhausted",
             DeadLetterReason::MaxAgeExceeded => "max-age-exceeded",
+            DeadLetterReason::EndpointDisabled => "endpoint-disabled",
         }
     }
 
@@ -362,6 +373,7 @@ impl DeadLetterReason {
             "gone" => DeadLetterReason::Gone,
             "attempts-exhausted" => DeadLetterReason::AttemptsExhausted,
             "max-age-exceeded" => DeadLetterReason::MaxAgeExceeded,
+            "endpoint-disabled" => DeadLetterReason::EndpointDisabled,
             _ => return None,
         })
     }
@@ -409,6 +421,85 @@ pub struct DeadLetterQuery {
     pub reason: Option<DeadLetterReason>,
     /// Most rows returned; 0 means 100. Stores may cap it.
     pub limit: u32,
+}
+
+/// Why an endpoint was disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DisableReason {
+    /// The endpoint answered 410 Gone.
+    Gone,
+    /// Every delivery failed for longer than the subscription's `disable_after`.
+    Failing,
+}
+
+impl DisableReason {
+    /// The stable string stored and shown to operators.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisableReason::Gone => "gone",
+            DisableReason::Failing => "failing",
+        }
+    }
+
+    /// Parse the stored string.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "gone" => DisableReason::Gone,
+            "failing" => DisableReason::Failing,
+            _ => return None,
+        })
+    }
+}
+
+/// A disabled endpoint: when, why, and the last failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disabled {
+    /// When it was disabled.
+    pub at: DateTime<Utc>,
+    /// Why.
+    pub reason: DisableReason,
+    /// The failure that disabled it, in words (no secrets).
+    pub error: String,
+    /// HTTP status of that failure, if any.
+    pub response_code: Option<u16>,
+    /// When the `endpoint.disabled` event was published (`None`: not yet).
+    pub notified_at: Option<DateTime<Utc>>,
+}
+
+/// The health a store keeps for one subscription's endpoint, across restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointState {
+    /// Subscription key (`<tenant>.<id>`).
+    pub subscription: String,
+    /// Tenant of the subscription.
+    pub tenant: String,
+    /// Start of the current run of consecutive failures (`None`: the last answer was a
+    /// success, or nothing failed yet).
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Set while the endpoint is disabled.
+    pub disabled: Option<Disabled>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The request to disable an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisableEndpoint {
+    /// Subscription key.
+    pub subscription: String,
+    /// Tenant of the subscription.
+    pub tenant: String,
+    /// Why.
+    pub reason: DisableReason,
+    /// The failure that disabled it (no secrets).
+    pub error: String,
+    /// HTTP status of that failure, if any.
+    pub response_code: Option<u16>,
+    /// When the failures began (for the audit entry and the event).
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Now.
+    pub at: DateTime<Utc>,
 }
 
 /// A search over the archive.
@@ -499,6 +590,42 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// One dead letter by its record id.
     async fn get_dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, PortError>;
+
+    /// The endpoint health kept for subscription `key`, if any was ever recorded.
+    async fn endpoint_state(&self, key: &str) -> Result<Option<EndpointState>, PortError>;
+
+    /// Endpoint states (of one tenant, or all), by subscription key.
+    async fn list_endpoints(&self, tenant: Option<&str>) -> Result<Vec<EndpointState>, PortError>;
+
+    /// A delivery to subscription `key` failed at `at`: start the run of failures there
+    /// unless one is already running. Returns the start of the run in force.
+    async fn endpoint_failing(
+        &self,
+        key: &str,
+        tenant: &str,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, PortError>;
+
+    /// The endpoint of subscription `key` answered: the run of failures is over.
+    async fn endpoint_answered(&self, key: &str) -> Result<(), PortError>;
+
+    /// Disable an endpoint and audit `endpoint-disabled`, in one transaction. Returns
+    /// `false` (and audits nothing) if it was disabled already.
+    async fn disable_endpoint(&self, request: &DisableEndpoint) -> Result<bool, PortError>;
+
+    /// Note that the `endpoint.disabled` event of the disabling at `disabled_at` was
+    /// published.
+    async fn endpoint_notified(
+        &self,
+        key: &str,
+        disabled_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), PortError>;
+
+    /// Enable a disabled endpoint (clearing its run of failures) and audit
+    /// `endpoint-enabled` by `actor`, in one transaction. Returns `false` (and audits
+    /// nothing) if it was not disabled.
+    async fn enable_endpoint(&self, key: &str, actor: &str) -> Result<bool, PortError>;
 }
 
 // ---------------------------------------------------------------------------------------

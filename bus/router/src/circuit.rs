@@ -33,6 +33,10 @@ impl Clock for SystemClock {
     }
 }
 
+/// Default [`HealthPolicy::disable_after`]: 5 days, longer than a long weekend plus a
+/// month-end close.
+pub const DEFAULT_DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
+
 /// When a subscription's breaker opens and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthPolicy {
@@ -42,15 +46,21 @@ pub struct HealthPolicy {
     pub open_for: Duration,
     /// Longest open period; each failed probe doubles the period up to this.
     pub max_open_for: Duration,
+    /// Disable the endpoint after it has failed continuously (no delivery succeeded or
+    /// was refused for good) for this long; zero never disables. See
+    /// [`crate::endpoint`].
+    pub disable_after: Duration,
 }
 
 impl Default for HealthPolicy {
-    /// Open after 5 consecutive failures, for 30 s, doubling up to 10 min.
+    /// Open after 5 consecutive failures, for 30 s, doubling up to 10 min; disable
+    /// after 5 days of continuous failure.
     fn default() -> Self {
         HealthPolicy {
             failure_threshold: 5,
             open_for: Duration::from_secs(30),
             max_open_for: Duration::from_secs(600),
+            disable_after: DEFAULT_DISABLE_AFTER,
         }
     }
 }
@@ -233,6 +243,7 @@ mod tests {
             failure_threshold: 2,
             open_for: Duration::from_secs(10),
             max_open_for: Duration::from_secs(25),
+            disable_after: Duration::ZERO,
         }
     }
 
@@ -303,6 +314,7 @@ mod tests {
             failure_threshold: 3,
             open_for: Duration::ZERO,
             max_open_for: Duration::ZERO,
+            disable_after: Duration::ZERO,
         };
         let fields: Vec<&str> = p.problems().into_iter().map(|(f, _)| f).collect();
         assert_eq!(fields, ["open_for"]);

@@ -31,6 +31,7 @@ use civicbus_core::{RetryDecision, Subscription, wire};
 
 use crate::circuit::{Admission, Breaker, Clock, HealthPolicy, SystemClock};
 use crate::consumer;
+use crate::endpoint::EndpointHealth;
 use crate::quarantine::{Reason, quarantine_and_ack};
 
 /// Delivers the messages of one subscription's queue.
@@ -45,6 +46,7 @@ pub struct DeliveryWorker {
     /// Consecutive store/broker failures, for the growing hold before a hand-back.
     infra_failures: std::sync::atomic::AtomicU32,
     breaker: Arc<Breaker>,
+    endpoint: Arc<EndpointHealth>,
     clock: Arc<dyn Clock>,
     /// Test hook `CIVICBUS_FAILPOINT=after-attempt-recorded` (see the module docs).
     abort_after_recorded: bool,
@@ -60,6 +62,7 @@ impl DeliveryWorker {
         limits: ParseLimits,
     ) -> Self {
         let key = subscription.key();
+        let endpoint = Arc::new(EndpointHealth::new(&subscription, &HealthPolicy::default()));
         DeliveryWorker {
             subscription,
             key,
@@ -70,6 +73,7 @@ impl DeliveryWorker {
             infra_backoff: consumer::INFRA_BACKOFF,
             infra_failures: std::sync::atomic::AtomicU32::new(0),
             breaker: Arc::new(Breaker::new(HealthPolicy::default())),
+            endpoint,
             clock: Arc::new(SystemClock),
             abort_after_recorded: std::env::var("CIVICBUS_FAILPOINT")
                 .is_ok_and(|v| v == "after-attempt-recorded"),
@@ -83,10 +87,11 @@ impl DeliveryWorker {
         self
     }
 
-    /// The endpoint-health policy (circuit breaker) of this subscription (default
-    /// [`HealthPolicy::default`]). Starts with a closed breaker.
+    /// The endpoint-health policy (circuit breaker and auto-disable) of this
+    /// subscription (default [`HealthPolicy::default`]). Starts with a closed breaker.
     pub fn with_health(mut self, policy: HealthPolicy) -> Self {
         self.breaker = Arc::new(Breaker::new(policy));
+        self.endpoint = Arc::new(EndpointHealth::new(&self.subscription, &policy));
         self
     }
 
@@ -168,6 +173,54 @@ impl DeliveryWorker {
             }
         }
 
+        match self
+            .endpoint
+            .disabled(
+                self.store.as_ref(),
+                self.publisher.as_ref(),
+                self.clock.now(),
+            )
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(d)) => {
+                // Not attempted: the delivery is kept as a dead letter to replay once an
+                // operator has enabled the endpoint.
+                let error = format!(
+                    "not attempted: the endpoint was disabled at {} ({}: {}); enable it with \
+                     `civicbus endpoints enable {}`, then replay this dead letter",
+                    d.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    d.reason.as_str(),
+                    d.error,
+                    self.key
+                );
+                let failure = Failure {
+                    status: None,
+                    error: Some(error),
+                    response_code: None,
+                };
+                return self
+                    .dead_letter(
+                        &msg,
+                        event,
+                        &key,
+                        attempt.saturating_sub(1),
+                        received_at,
+                        DeadLetterReason::EndpointDisabled,
+                        failure,
+                    )
+                    .await;
+            }
+            Err(e) => {
+                return consumer::requeue_after(
+                    &msg,
+                    &format!("store cannot say whether the endpoint is enabled: {e}"),
+                    self.hold(),
+                )
+                .await;
+            }
+        }
+
         let probe = match self.breaker.admit(self.clock.now()) {
             Admission::Deliver { probe } => probe,
             Admission::Wait(left) => {
@@ -239,6 +292,7 @@ impl DeliveryWorker {
                     tracing::error!(webhook_id = %key, "failpoint after-attempt-recorded: aborting before the ack");
                     std::process::abort();
                 }
+                self.endpoint.answered(self.store.as_ref()).await;
                 return consumer::ack(&msg).await;
             }
             SinkOutcome::Retryable {
@@ -246,6 +300,34 @@ impl DeliveryWorker {
                 retry_after,
                 ..
             } => {
+                if let Some(d) = self
+                    .endpoint
+                    .failed(
+                        self.store.as_ref(),
+                        self.publisher.as_ref(),
+                        &outcome,
+                        self.clock.now(),
+                    )
+                    .await
+                {
+                    let mut failure = Failure::of(&outcome);
+                    failure.error = Some(format!(
+                        "{}; the endpoint is now disabled ({})",
+                        failure.error.as_deref().unwrap_or("failed"),
+                        d.error
+                    ));
+                    return self
+                        .dead_letter(
+                            &msg,
+                            event,
+                            &key,
+                            attempt,
+                            received_at,
+                            DeadLetterReason::EndpointDisabled,
+                            failure,
+                        )
+                        .await;
+                }
                 let age = received_at
                     .and_then(|t| (Utc::now() - t).to_std().ok())
                     .unwrap_or_default();
@@ -256,7 +338,12 @@ impl DeliveryWorker {
                 {
                     RetryDecision::RetryAfter(delay) => {
                         tracing::info!(webhook_id = %key, subscription = %self.key, attempt, retry_in = ?delay, reason = %reason, "delivery failed; will retry");
-                        let next = self.republish(&msg, attempt.saturating_add(1), &outcome, None);
+                        let next = self.republish(
+                            &msg,
+                            attempt.saturating_add(1),
+                            &Failure::of(&outcome),
+                            None,
+                        );
                         return self
                             .forward(
                                 &msg,
@@ -271,44 +358,81 @@ impl DeliveryWorker {
                     RetryDecision::GiveUp(why) => why,
                 }
             }
-            SinkOutcome::Terminal { .. } => DeadLetterReason::Terminal,
-            SinkOutcome::Gone { .. } => DeadLetterReason::Gone,
+            SinkOutcome::Terminal { .. } => {
+                self.endpoint.answered(self.store.as_ref()).await;
+                DeadLetterReason::Terminal
+            }
+            SinkOutcome::Gone { .. } => {
+                self.endpoint
+                    .gone(
+                        self.store.as_ref(),
+                        self.publisher.as_ref(),
+                        &outcome,
+                        self.clock.now(),
+                    )
+                    .await;
+                DeadLetterReason::Gone
+            }
         };
+        self.dead_letter(
+            &msg,
+            event,
+            &key,
+            attempt,
+            received_at,
+            reason,
+            Failure::of(&outcome),
+        )
+        .await;
+    }
+
+    /// Keep a delivery that failed for good: the store's record first (it is what
+    /// operators triage), then the copy on the subscription's dead-letter queue; ack
+    /// only when both are safe.
+    #[allow(clippy::too_many_arguments)]
+    async fn dead_letter(
+        &self,
+        msg: &InboundMessage,
+        event: civicbus_core::CloudEvent,
+        key: &str,
+        attempts: u32,
+        received_at: Option<chrono::DateTime<Utc>>,
+        reason: DeadLetterReason,
+        failure: Failure,
+    ) {
         tracing::warn!(
             webhook_id = %key,
             subscription = %self.key,
-            attempt,
+            attempts,
             reason = reason.as_str(),
-            error = outcome.error().unwrap_or(""),
+            error = failure.error.as_deref().unwrap_or(""),
             "delivery failed for good; dead-lettered"
         );
         let record = DeadLetter {
             id: uuid::Uuid::now_v7().to_string(),
             tenant: self.subscription.tenant.clone(),
             subscription: self.key.clone(),
-            idempotency_key: key.clone(),
+            idempotency_key: key.to_string(),
             event_tenant: event.tenant().unwrap_or_default().to_string(),
             event,
             reason,
-            error: outcome.error().unwrap_or_default().to_string(),
-            last_response_code: outcome.response_code(),
-            attempts: attempt,
+            error: failure.error.clone().unwrap_or_default(),
+            last_response_code: failure.response_code,
+            attempts,
             received_at,
             created_at: Utc::now(),
         };
-        // The store's record first (it is what operators triage), then the queue copy;
-        // ack only when both are safe.
         if let Err(e) = self.store.dead_letter(&record).await {
             return consumer::requeue_after(
-                &msg,
+                msg,
                 &format!("store cannot record the dead letter: {e}"),
                 self.hold(),
             )
             .await;
         }
-        let dead = self.republish(&msg, attempt, &outcome, Some(reason));
+        let dead = self.republish(msg, attempts, &failure, Some(reason));
         self.forward(
-            &msg,
+            msg,
             Destination::DeadLetter {
                 key: self.key.clone(),
             },
@@ -364,7 +488,7 @@ impl DeliveryWorker {
         &self,
         msg: &InboundMessage,
         attempt: u32,
-        outcome: &SinkOutcome,
+        failure: &Failure,
         dead: Option<DeadLetterReason>,
     ) -> OutboundMessage {
         let mut headers = carried_headers(
@@ -377,8 +501,10 @@ impl DeliveryWorker {
             ],
         );
         headers.push((HEADER_ATTEMPT.into(), attempt.to_string()));
-        headers.push((HEADER_OUTCOME.into(), outcome.status().as_str().into()));
-        if let Some(err) = outcome.error() {
+        if let Some(status) = failure.status {
+            headers.push((HEADER_OUTCOME.into(), status.as_str().into()));
+        }
+        if let Some(err) = &failure.error {
             headers.push((HEADER_ERROR.into(), err.chars().take(500).collect()));
         }
         if let Some(reason) = dead {
@@ -398,6 +524,27 @@ impl DeliveryWorker {
                 )
                 .await
             }
+        }
+    }
+}
+
+/// The last failure of a delivery, as recorded with a retry or dead letter.
+#[derive(Debug, Clone, Default)]
+struct Failure {
+    /// The outcome of the last attempt (`None`: not attempted).
+    status: Option<AttemptStatus>,
+    /// Why, in words.
+    error: Option<String>,
+    /// HTTP status of the last attempt.
+    response_code: Option<u16>,
+}
+
+impl Failure {
+    fn of(outcome: &SinkOutcome) -> Self {
+        Failure {
+            status: Some(outcome.status()),
+            error: outcome.error().map(str::to_string),
+            response_code: outcome.response_code(),
         }
     }
 }

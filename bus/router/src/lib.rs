@@ -8,6 +8,7 @@
 pub mod circuit;
 pub mod consumer;
 pub mod deliver;
+pub mod endpoint;
 pub mod ingest;
 pub mod ingress;
 pub mod quarantine;
@@ -15,6 +16,7 @@ pub mod route;
 
 pub use circuit::{Breaker, Clock, HealthPolicy, SystemClock};
 pub use deliver::DeliveryWorker;
+pub use endpoint::{ENDPOINT_DISABLED_TYPE, EndpointHealth};
 pub use ingest::{Ingest, IngestError, IngestLimits, Submitter};
 pub use ingress::IngressWorker;
 pub use route::RouteWorker;

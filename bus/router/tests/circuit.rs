@@ -71,6 +71,7 @@ fn fixture(outcomes: Vec<SinkOutcome>, max_attempts: u32) -> Fixture {
         failure_threshold: 3,
         open_for: Duration::from_secs(30),
         max_open_for: Duration::from_secs(600),
+        ..HealthPolicy::default()
     })
     .with_clock(clock.clone());
     Fixture {

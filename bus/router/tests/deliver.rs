@@ -220,7 +220,13 @@ async fn terminal_and_gone_go_to_the_dead_letter_queue() {
     for (outcome, status, code) in cases {
         let f = fixture(vec![outcome.clone()]);
         f.worker.handle(delivery(&f.log, "m", &[])).await;
-        let published = f.publisher.published();
+        let (announced, published): (Vec<_>, Vec<_>) = f
+            .publisher
+            .published()
+            .into_iter()
+            .partition(|(to, _)| matches!(to, Destination::Events { .. }));
+        // A 410 also disables the endpoint, which is announced with an event.
+        assert_eq!(announced.len(), usize::from(status == "gone"), "{status}");
         assert_eq!(published.len(), 1, "{status}");
         let (to, msg) = &published[0];
         assert_eq!(*to, Destination::DeadLetter { key: KEY.into() }, "{status}");

@@ -276,3 +276,154 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         anyhow::bail!("the bus answered {status}: {detail}")
     }
 }
+
+/// `civicbus endpoints list`.
+#[derive(Debug, Args)]
+pub struct EndpointsListArgs {
+    /// Configuration file (for the store's URL).
+    #[arg(long, short, env = "CIVICBUS_CONFIG", default_value = "civicbus.toml")]
+    pub config: PathBuf,
+    /// Only this tenant's subscriptions.
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+/// `civicbus endpoints enable KEY`.
+#[derive(Debug, Args)]
+pub struct EndpointsEnableArgs {
+    /// The subscription, as `<tenant>.<id>`.
+    pub subscription: String,
+    /// Configuration file (for the store's URL).
+    #[arg(long, short, env = "CIVICBUS_CONFIG", default_value = "civicbus.toml")]
+    pub config: PathBuf,
+    /// Who is enabling it, for the audit log (default `operator:$USER`).
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+/// Open the store named by the configuration file at `path`.
+async fn open_store(path: &Path) -> anyhow::Result<civicbus_store::SqlStore> {
+    let loaded = config::load_file(path, &process_env());
+    let cfg = match (loaded.has_errors(), loaded.config) {
+        (false, Some(c)) => c,
+        _ => anyhow::bail!(
+            "{} has errors; see `civicbus config check {}`",
+            path.display(),
+            path.display()
+        ),
+    };
+    civicbus_store::SqlStore::connect(&cfg.store.url)
+        .await
+        .context("cannot open the store")
+}
+
+fn rfc3339(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `civicbus endpoints list`: a plain table, one endpoint per line.
+pub async fn endpoints_list(args: EndpointsListArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.config).await?;
+    let endpoints = store.endpoints(args.tenant.as_deref()).await?;
+    store.close().await;
+    if endpoints.is_empty() {
+        println!("no endpoint has failed or been disabled");
+        return Ok(());
+    }
+    let rows: Vec<[String; 5]> = endpoints
+        .iter()
+        .map(|e| {
+            let (status, since, why) = match &e.disabled {
+                Some(d) => (
+                    format!("disabled ({})", d.reason.as_str()),
+                    rfc3339(Some(d.at)),
+                    d.error.chars().take(100).collect::<String>(),
+                ),
+                None if e.failing_since.is_some() => (
+                    "failing".to_string(),
+                    rfc3339(e.failing_since),
+                    String::new(),
+                ),
+                None => ("ok".to_string(), "-".to_string(), String::new()),
+            };
+            [
+                e.subscription.clone(),
+                status,
+                rfc3339(e.failing_since),
+                since,
+                why,
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "SUBSCRIPTION",
+            "STATUS",
+            "FAILING SINCE",
+            "DISABLED AT",
+            "LAST ERROR",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+/// `civicbus endpoints enable KEY`.
+pub async fn endpoints_enable(args: EndpointsEnableArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.config).await?;
+    let actor = args.actor.clone().unwrap_or_else(|| {
+        format!(
+            "operator:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        )
+    });
+    let state = store.endpoint(&args.subscription).await?;
+    let changed = store
+        .set_endpoint_enabled(&args.subscription, &actor)
+        .await?;
+    store.close().await;
+    match (changed, state) {
+        (true, _) => {
+            println!(
+                "{}: enabled; deliveries resume within 5 s. Replay its dead letters with reason \
+                 endpoint-disabled to deliver what was held back.",
+                args.subscription
+            );
+            Ok(())
+        }
+        (false, Some(_)) => {
+            println!("{}: not disabled; nothing to do", args.subscription);
+            Ok(())
+        }
+        (false, None) => anyhow::bail!(
+            "no endpoint health is kept for `{}`; check the key (`<tenant>.<id>`) with `civicbus endpoints list`",
+            args.subscription
+        ),
+    }
+}
+
+/// Print `rows` under `header` as a plain, space-aligned table.
+pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

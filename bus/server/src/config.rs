@@ -259,6 +259,9 @@ pub struct HealthConfig {
     /// Longest open period (the period doubles while probes fail).
     #[serde(with = "humantime_serde")]
     pub max_open_for: Duration,
+    /// Disable the endpoint after this long of continuous failure (`0s` = never).
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
 }
 
 impl Default for HealthConfig {
@@ -268,6 +271,7 @@ impl Default for HealthConfig {
             failure_threshold: p.failure_threshold,
             open_for: p.open_for,
             max_open_for: p.max_open_for,
+            disable_after: p.disable_after,
         }
     }
 }
@@ -280,6 +284,7 @@ impl HealthConfig {
             failure_threshold: o.failure_threshold.unwrap_or(self.failure_threshold),
             open_for: o.open_for.unwrap_or(self.open_for),
             max_open_for: o.max_open_for.unwrap_or(self.max_open_for),
+            disable_after: o.disable_after.unwrap_or(self.disable_after),
         }
     }
 }
@@ -297,6 +302,9 @@ pub struct HealthOverride {
     /// Longest open period.
     #[serde(default, with = "humantime_serde")]
     pub max_open_for: Option<Duration>,
+    /// Disable the endpoint after this long of continuous failure (`0s` = never).
+    #[serde(default, with = "humantime_serde")]
+    pub disable_after: Option<Duration>,
 }
 
 /// `[[tenants]]`: one municipality.

@@ -60,6 +60,20 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Subscriber endpoints: which are failing or disabled, and enabling them again.
+    Endpoints {
+        #[command(subcommand)]
+        command: EndpointsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EndpointsCommand {
+    /// List every endpoint the store keeps health for (failing or disabled), as a table.
+    List(cli::EndpointsListArgs),
+    /// Enable a disabled endpoint: deliveries are attempted again (within 5 s). Replay its
+    /// dead letters (reason endpoint-disabled) to deliver what was held back.
+    Enable(cli::EndpointsEnableArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +132,13 @@ pub fn main_entry() -> ExitCode {
         Command::Demo { broker_url, keep } => {
             telemetry::init(json, "warn");
             cli::block_on(crate::demo::run(broker_url, keep))
+        }
+        Command::Endpoints { command } => {
+            telemetry::init(json, "warn");
+            match command {
+                EndpointsCommand::List(args) => cli::block_on(cli::endpoints_list(args)),
+                EndpointsCommand::Enable(args) => cli::block_on(cli::endpoints_enable(args)),
+            }
         }
         Command::Publish(args) => {
             telemetry::init(json, "warn");

@@ -1,5 +1,6 @@
 //! The `civicbus` binary's offline commands: `config example`, `config check` (exit codes
-//! and report), `token generate`, and `--help` everywhere.
+//! and report), `token generate`, `endpoints list|enable` (on a SQLite store), and
+//! `--help` everywhere.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -259,6 +260,9 @@ fn help_works_for_every_command() {
         &["config", "check"],
         &["token"],
         &["token", "generate"],
+        &["endpoints"],
+        &["endpoints", "list"],
+        &["endpoints", "enable"],
     ] {
         let mut with_help = args.to_vec();
         with_help.push("--help");
@@ -286,4 +290,109 @@ fn usage_mistakes_exit_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("Usage:"), "{args:?}: {}", stderr(&o));
     }
+}
+
+#[test]
+fn endpoints_list_and_enable_on_the_store_of_the_configuration() {
+    use civicbus_core::ports::{DisableEndpoint, DisableReason, EventStore};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "civicbus.toml", EXAMPLE);
+    let db = dir.path().join("store.db");
+    let url = format!("sqlite://{}", db.display());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = civicbus_store::SqlStore::connect(&url)
+            .await
+            .expect("store");
+        store
+            .endpoint_failing("dysart.permits-mirror", "dysart", chrono::Utc::now())
+            .await
+            .expect("failing");
+        let disabled = DisableEndpoint {
+            subscription: "county.records-filing".into(),
+            tenant: "county".into(),
+            reason: DisableReason::Gone,
+            error: "HTTP 410 from https://records.example/hooks".into(),
+            response_code: Some(410),
+            failing_since: None,
+            at: chrono::Utc::now(),
+        };
+        assert!(store.disable_endpoint(&disabled).await.expect("disable"));
+        store.close().await;
+    });
+    let vars = [("CIVICBUS_STORE_URL", url.as_str())];
+
+    let o = civicbus(&["endpoints", "list", "--config", &file], &vars);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("SUBSCRIPTION"), "{out}");
+    assert!(
+        lines[1].starts_with("county.records-filing  disabled (gone)"),
+        "{out}"
+    );
+    assert!(lines[1].contains("HTTP 410"), "{out}");
+    assert!(
+        lines[2].starts_with("dysart.permits-mirror  failing"),
+        "{out}"
+    );
+
+    let o = civicbus(
+        &["endpoints", "list", "--config", &file, "--tenant", "dysart"],
+        &vars,
+    );
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
+
+    let enable = [
+        "endpoints",
+        "enable",
+        "county.records-filing",
+        "--config",
+        &file,
+        "--actor",
+        "operator:test",
+    ];
+    let o = civicbus(&enable, &vars);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("county.records-filing: enabled"),
+        "{}",
+        stdout(&o)
+    );
+    let o = civicbus(&enable, &vars);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("not disabled"), "{}", stdout(&o));
+
+    let o = civicbus(
+        &["endpoints", "enable", "county.nope", "--config", &file],
+        &vars,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("civicbus endpoints list"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = civicbus(&["endpoints", "list", "--config", &file], &vars);
+    assert!(
+        stdout(&o).contains("county.records-filing  ok"),
+        "{}",
+        stdout(&o)
+    );
+
+    // The enabling is audited with the operator as actor.
+    rt.block_on(async {
+        let store = civicbus_store::SqlStore::connect(&url)
+            .await
+            .expect("store");
+        let log = store.audit_entries(0, 100).await.expect("audit");
+        let last = log.last().expect("entries");
+        assert_eq!(
+            (last.action.as_str(), last.actor.as_str()),
+            ("endpoint-enabled", "operator:test")
+        );
+        store.close().await;
+    });
 }

@@ -16,6 +16,7 @@
 
 pub mod audit;
 mod bulk;
+mod endpoints;
 mod error;
 mod rows;
 mod store;

@@ -7,7 +7,8 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use civicbus_core::binding::{ParseLimits, parse_structured};
 use civicbus_core::ports::{
-    ArchivedEvent, AttemptStatus, DeadLetter, DeadLetterReason, DeliveryAttempt, QuarantineRecord,
+    ArchivedEvent, AttemptStatus, DeadLetter, DeadLetterReason, DeliveryAttempt, DisableReason,
+    Disabled, EndpointState, QuarantineRecord,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Decode, Row, Type};
@@ -214,5 +215,59 @@ pub(crate) fn dead_letter_from_row(row: &AnyRow) -> Result<DeadLetter, StoreErro
         attempts,
         received_at,
         created_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) const ENDPOINT_COLUMNS: &str = "subscription, tenant, status, failing_since, \
+     disabled_at, disabled_reason, last_error, last_response_code, notified_at, updated_at";
+
+pub(crate) fn endpoint_from_row(row: &AnyRow) -> Result<EndpointState, StoreError> {
+    let r = RowReader::keyed(row, "endpoints", &["subscription"]);
+    let optional_time = |column: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        match r.get::<Option<i64>>(column)? {
+            None => Ok(None),
+            Some(us) => micros_to_time(us).map(Some).ok_or_else(|| {
+                r.corrupt(format!("column {column}: {us} is not a valid timestamp"))
+            }),
+        }
+    };
+    let status: String = r.get("status")?;
+    let disabled = match status.as_str() {
+        "enabled" => None,
+        "disabled" => {
+            let reason: Option<String> = r.get("disabled_reason")?;
+            let reason = reason
+                .as_deref()
+                .and_then(DisableReason::parse)
+                .ok_or_else(|| {
+                    r.corrupt(format!(
+                        "column disabled_reason: unknown reason {reason:?} for a disabled endpoint"
+                    ))
+                })?;
+            let at = optional_time("disabled_at")?.ok_or_else(|| {
+                r.corrupt("column disabled_at is empty for a disabled endpoint".into())
+            })?;
+            let response_code = match r.get::<Option<i64>>("last_response_code")? {
+                None => None,
+                Some(code) => Some(u16::try_from(code).map_err(|_| {
+                    r.corrupt(format!("column last_response_code: {code} is out of range"))
+                })?),
+            };
+            Some(Disabled {
+                at,
+                reason,
+                error: r.get::<Option<String>>("last_error")?.unwrap_or_default(),
+                response_code,
+                notified_at: optional_time("notified_at")?,
+            })
+        }
+        other => return Err(r.corrupt(format!("column status: unknown status `{other}`"))),
+    };
+    Ok(EndpointState {
+        subscription: r.get("subscription")?,
+        tenant: r.get("tenant")?,
+        failing_since: optional_time("failing_since")?,
+        disabled,
+        updated_at: r.time("updated_at")?,
     })
 }

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use civicbus_core::CloudEvent;
 use civicbus_core::ports::{
     ArchivedEvent, AttemptStatus, AuditAction, AuditRecord, DeadLetter, DeadLetterQuery,
-    DeliveryAttempt, EventQuery, EventStore, PortError, QuarantineRecord,
+    DeliveryAttempt, DisableEndpoint, EndpointState, EventQuery, EventStore, PortError,
+    QuarantineRecord,
 };
 use serde_json::json;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -471,6 +473,16 @@ impl SqlStore {
             .await
     }
 
+    /// The connection pool, for reads and unaudited bookkeeping writes.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Apply an audited write through the store's writer (group commit).
+    pub(crate) async fn write(&self, op: WriteOp) -> Result<bool, StoreError> {
+        self.writer.submit(op).await
+    }
+
     /// [`EventStore::list_dead_letters`], with the store's own error type.
     pub async fn dead_letters(
         &self,
@@ -744,7 +756,7 @@ fn event_target(source: &str, id: &str) -> String {
 }
 
 /// Free text cut to [`AUDIT_TEXT_MAX`] characters for an audit detail.
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     match s.char_indices().nth(AUDIT_TEXT_MAX) {
         None => s.to_string(),
         Some((idx, _)) => format!("{}…", &s[..idx]),
@@ -914,6 +926,44 @@ impl EventStore for SqlStore {
 
     async fn get_dead_letter(&self, id: &str) -> Result<Option<DeadLetter>, PortError> {
         Ok(self.dead_letter_by_id(id).await?)
+    }
+
+    async fn endpoint_state(&self, key: &str) -> Result<Option<EndpointState>, PortError> {
+        Ok(self.endpoint(key).await?)
+    }
+
+    async fn list_endpoints(&self, tenant: Option<&str>) -> Result<Vec<EndpointState>, PortError> {
+        Ok(self.endpoints(tenant).await?)
+    }
+
+    async fn endpoint_failing(
+        &self,
+        key: &str,
+        tenant: &str,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, PortError> {
+        Ok(self.mark_endpoint_failing(key, tenant, at).await?)
+    }
+
+    async fn endpoint_answered(&self, key: &str) -> Result<(), PortError> {
+        Ok(self.mark_endpoint_answered(key).await?)
+    }
+
+    async fn disable_endpoint(&self, request: &DisableEndpoint) -> Result<bool, PortError> {
+        Ok(self.set_endpoint_disabled(request).await?)
+    }
+
+    async fn endpoint_notified(
+        &self,
+        key: &str,
+        disabled_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        Ok(self.mark_endpoint_notified(key, disabled_at, at).await?)
+    }
+
+    async fn enable_endpoint(&self, key: &str, actor: &str) -> Result<bool, PortError> {
+        Ok(self.set_endpoint_enabled(key, actor).await?)
     }
 }
 

@@ -20,7 +20,7 @@
 //! or dropped. Ops sent after close, and ops whose writer died, fail as unavailable;
 //! nobody waits forever for a reply.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Executor as _, Row as _, Transaction};
@@ -96,7 +96,44 @@ pub(crate) enum Insert {
         received_at: Option<i64>,
         created_at: i64,
     },
+    /// A change of an endpoint's status in `endpoints`; "inserted" means the status
+    /// changed (disabling a disabled endpoint, or enabling an enabled one, does not).
+    Endpoint(EndpointWrite),
 }
+
+/// The status changes of [`Insert::Endpoint`].
+#[derive(Debug)]
+pub(crate) enum EndpointWrite {
+    /// Disable, unless disabled already.
+    Disable {
+        subscription: String,
+        tenant: String,
+        failing_since: Option<i64>,
+        at: i64,
+        reason: String,
+        error: String,
+        response_code: Option<i64>,
+    },
+    /// Enable, if disabled; the run of failures is cleared.
+    Enable { subscription: String, at: i64 },
+}
+
+/// [`EndpointWrite::Disable`]: insert the row disabled, or disable an enabled row.
+const DISABLE_ENDPOINT_SQL: &str = "INSERT INTO endpoints (subscription, tenant, status, \
+     failing_since, disabled_at, disabled_reason, last_error, last_response_code, notified_at, \
+     updated_at) VALUES ($1, $2, 'disabled', $3, $4, $5, $6, $7, NULL, $4) \
+     ON CONFLICT (subscription) DO UPDATE SET status = 'disabled', \
+     failing_since = COALESCE(endpoints.failing_since, excluded.failing_since), \
+     disabled_at = excluded.disabled_at, disabled_reason = excluded.disabled_reason, \
+     last_error = excluded.last_error, last_response_code = excluded.last_response_code, \
+     notified_at = NULL, updated_at = excluded.updated_at \
+     WHERE endpoints.status <> 'disabled'";
+
+/// [`EndpointWrite::Enable`].
+const ENABLE_ENDPOINT_SQL: &str = "UPDATE endpoints SET status = 'enabled', \
+     failing_since = NULL, disabled_at = NULL, disabled_reason = NULL, last_error = NULL, \
+     last_response_code = NULL, notified_at = NULL, updated_at = $2 \
+     WHERE subscription = $1 AND status = 'disabled'";
 
 /// One write: a row, and the audit entries appended when the row was inserted.
 #[derive(Debug)]
@@ -440,12 +477,18 @@ async fn insert_all(
     let mut quarantined = Vec::new();
     let mut attempts = Vec::new();
     let mut dead = Vec::new();
-    for op in ops {
+    // Endpoint status changes are rare and may touch one row twice in a batch: one at a
+    // time, in op order.
+    let mut endpoint_changed: HashMap<usize, bool> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
         match &op.insert {
             Insert::Event { .. } => events.push(&op.insert),
             Insert::Quarantine { .. } => quarantined.push(&op.insert),
             Insert::Attempt { .. } => attempts.push(&op.insert),
             Insert::DeadLetter { .. } => dead.push(&op.insert),
+            Insert::Endpoint(_) => {
+                endpoint_changed.insert(i, insert(conn, op).await?);
+            }
         }
     }
     // Keys inserted now (RETURNING lists only rows actually inserted; of several rows
@@ -550,7 +593,8 @@ async fn insert_all(
 
     Ok(ops
         .iter()
-        .map(|op| match &op.insert {
+        .enumerate()
+        .map(|(i, op)| match &op.insert {
             Insert::Event {
                 tenant, source, id, ..
             } => new_events.remove(&(tenant.clone(), source.clone(), id.clone())),
@@ -559,6 +603,7 @@ async fn insert_all(
             Insert::DeadLetter {
                 idempotency_key, ..
             } => new_dead.remove(idempotency_key),
+            Insert::Endpoint(_) => endpoint_changed.get(&i).copied().unwrap_or(false),
         })
         .collect())
 }
@@ -670,6 +715,25 @@ fn bind_row<'q>(query: AnyQuery<'q>, insert: &Insert) -> AnyQuery<'q> {
             .bind(*attempts)
             .bind(*received_at)
             .bind(*created_at),
+        Insert::Endpoint(EndpointWrite::Disable {
+            subscription,
+            tenant,
+            failing_since,
+            at,
+            reason,
+            error,
+            response_code,
+        }) => query
+            .bind(subscription.clone())
+            .bind(tenant.clone())
+            .bind(*failing_since)
+            .bind(*at)
+            .bind(reason.clone())
+            .bind(error.clone())
+            .bind(*response_code),
+        Insert::Endpoint(EndpointWrite::Enable { subscription, at }) => {
+            query.bind(subscription.clone()).bind(*at)
+        }
     }
 }
 
@@ -777,6 +841,23 @@ impl Insert {
                     + 4 * 8
                     + 14 * bulk::VALUE_OVERHEAD
             }
+            Insert::Endpoint(EndpointWrite::Disable {
+                subscription,
+                tenant,
+                reason,
+                error,
+                ..
+            }) => {
+                subscription.len()
+                    + tenant.len()
+                    + reason.len()
+                    + error.len()
+                    + 3 * 8
+                    + 7 * bulk::VALUE_OVERHEAD
+            }
+            Insert::Endpoint(EndpointWrite::Enable { subscription, .. }) => {
+                subscription.len() + 8 + 2 * bulk::VALUE_OVERHEAD
+            }
         }
     }
 }
@@ -806,6 +887,8 @@ async fn insert(conn: &mut AnyConnection, op: &WriteOp) -> Result<bool, StoreErr
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (idempotency_key) DO NOTHING"
         }
+        Insert::Endpoint(EndpointWrite::Disable { .. }) => DISABLE_ENDPOINT_SQL,
+        Insert::Endpoint(EndpointWrite::Enable { .. }) => ENABLE_ENDPOINT_SQL,
     };
     let done = bind_row(sqlx::query(sql), &op.insert)
         .execute(&mut *conn)

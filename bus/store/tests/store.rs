@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use civicbus_core::ports::{
     ArchivedEvent, AttemptStatus, DeadLetter, DeadLetterQuery, DeadLetterReason, DeliveryAttempt,
-    EventQuery, EventStore, PortErrorKind, QuarantineRecord,
+    DisableEndpoint, DisableReason, EventQuery, EventStore, PortErrorKind, QuarantineRecord,
 };
 use civicbus_core::{CloudEvent, Data, ExtensionValue};
 use civicbus_store::{AuditBreakKind, Backend, SqlStore, StoreError, StoreOptions, audit_hash};
@@ -181,6 +181,7 @@ both_backends!(
     dead_letter_round_trip_idempotence_and_audit,
     dead_letters_list_filters_and_order,
     dead_letters_share_a_batch_with_other_writes,
+    endpoint_failing_disable_notify_enable_and_audit,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1801,4 +1802,153 @@ async fn dead_letters_share_a_batch_with_other_writes(db: &TestDb) {
     assert!(v.is_intact(), "{v:?}");
     assert_eq!(v.last_seq, log.len() as i64);
     store.close().await;
+}
+
+async fn endpoint_failing_disable_notify_enable_and_audit(db: &TestDb) {
+    let store = db.store().await;
+    let key = "county.records-filing";
+    assert_eq!(store.endpoint_state(key).await.expect("read"), None);
+    // Answering before anything failed is harmless.
+    store.endpoint_answered(key).await.expect("answered");
+
+    // The run of failures starts at the first failure and is not moved by later ones.
+    let since = store
+        .endpoint_failing(key, "county", at(0))
+        .await
+        .expect("failing");
+    assert_eq!(since, at(0));
+    let again = store
+        .endpoint_failing(key, "county", at(60))
+        .await
+        .expect("failing again");
+    assert_eq!(again, at(0));
+    let state = store.endpoint_state(key).await.expect("read").expect("row");
+    assert_eq!(state.failing_since, Some(at(0)));
+    assert_eq!(state.tenant, "county");
+    assert_eq!(state.disabled, None);
+
+    // An answer ends the run; the next failure starts a new one.
+    store.endpoint_answered(key).await.expect("answered");
+    let state = store.endpoint_state(key).await.expect("read").expect("row");
+    assert_eq!(state.failing_since, None);
+    let since = store
+        .endpoint_failing(key, "county", at(100))
+        .await
+        .expect("failing");
+    assert_eq!(since, at(100));
+
+    // Disabling is audited once; a second disable changes nothing.
+    let request = DisableEndpoint {
+        subscription: key.into(),
+        tenant: "county".into(),
+        reason: DisableReason::Failing,
+        error: "connection refused (secret=never-here)".into(),
+        response_code: None,
+        failing_since: Some(at(100)),
+        at: at(200),
+    };
+    assert!(store.disable_endpoint(&request).await.expect("disable"));
+    assert!(
+        !store
+            .disable_endpoint(&request)
+            .await
+            .expect("disable again")
+    );
+    let state = store.endpoint_state(key).await.expect("read").expect("row");
+    let disabled = state.disabled.clone().expect("disabled");
+    assert_eq!(disabled.at, at(200));
+    assert_eq!(disabled.reason, DisableReason::Failing);
+    assert_eq!(disabled.notified_at, None);
+    assert_eq!(state.failing_since, Some(at(100)));
+
+    // Gone, for an endpoint never seen before: the row is created disabled.
+    let gone = DisableEndpoint {
+        subscription: "minden.gis-sync".into(),
+        tenant: "minden".into(),
+        reason: DisableReason::Gone,
+        error: "HTTP 410 from subscriber".into(),
+        response_code: Some(410),
+        failing_since: None,
+        at: at(210),
+    };
+    assert!(store.disable_endpoint(&gone).await.expect("disable gone"));
+    let listed = store.list_endpoints(None).await.expect("list");
+    let keys: Vec<&str> = listed.iter().map(|s| s.subscription.as_str()).collect();
+    assert_eq!(keys, [key, "minden.gis-sync"]);
+    let minden = store.list_endpoints(Some("minden")).await.expect("list");
+    assert_eq!(minden.len(), 1);
+    let d = minden[0].disabled.clone().expect("disabled");
+    assert_eq!(
+        (d.reason, d.response_code),
+        (DisableReason::Gone, Some(410))
+    );
+
+    // Notified only for the disabling it names.
+    store
+        .endpoint_notified(key, at(199), at(201))
+        .await
+        .expect("notified other");
+    let state = store.endpoint_state(key).await.expect("read").expect("row");
+    assert_eq!(state.disabled.expect("disabled").notified_at, None);
+    store
+        .endpoint_notified(key, at(200), at(201))
+        .await
+        .expect("notified");
+    let state = store.endpoint_state(key).await.expect("read").expect("row");
+    assert_eq!(state.disabled.expect("disabled").notified_at, Some(at(201)));
+
+    // Enabling clears the run and is audited once, with the operator as actor.
+    assert!(
+        store
+            .enable_endpoint(key, "operator:alice")
+            .await
+            .expect("enable")
+    );
+    assert!(
+        !store
+            .enable_endpoint(key, "operator:alice")
+            .await
+            .expect("enable again")
+    );
+    assert!(
+        !store
+            .enable_endpoint("nobody.never", "operator:alice")
+            .await
+            .expect("enable unknown")
+    );
+    let state = store.endpoint_state(key).await.expect("read").expect("row");
+    assert_eq!((state.disabled, state.failing_since), (None, None));
+
+    let log = store.audit_entries(0, 100).await.expect("audit");
+    let endpoint_entries: Vec<(&str, &str, &str)> = log
+        .iter()
+        .filter(|e| e.target.starts_with("endpoint:"))
+        .map(|e| (e.action.as_str(), e.target.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        endpoint_entries,
+        [
+            (
+                "endpoint-disabled",
+                "endpoint:county.records-filing",
+                "civicbus"
+            ),
+            ("endpoint-disabled", "endpoint:minden.gis-sync", "civicbus"),
+            (
+                "endpoint-enabled",
+                "endpoint:county.records-filing",
+                "operator:alice"
+            ),
+        ]
+    );
+    let detail: serde_json::Value = serde_json::from_str(
+        &log.iter()
+            .find(|e| e.action == "endpoint-disabled")
+            .expect("entry")
+            .detail,
+    )
+    .expect("json detail");
+    assert_eq!(detail["reason"], "failing");
+    assert_eq!(detail["subscription"], key);
+    assert!(store.verify_audit().await.expect("verify").is_intact());
 }

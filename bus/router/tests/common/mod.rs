@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use civicbus_core::ports::{
     Acker, ArchivedEvent, AttemptStatus, AuditRecord, DeadLetter, DeadLetterQuery, DeliveryAttempt,
-    DeliveryRequest, Destination, EventQuery, EventStore, InboundMessage, OutboundMessage,
-    PortError, Publisher, QuarantineRecord, Sink, SinkOutcome,
+    DeliveryRequest, Destination, DisableEndpoint, Disabled, EndpointState, EventQuery, EventStore,
+    InboundMessage, OutboundMessage, PortError, Publisher, QuarantineRecord, Sink, SinkOutcome,
 };
 use civicbus_core::subscription::AmqpSinkSpec;
 use civicbus_core::{CloudEvent, Filter, SinkSpec, Subscription, wire};
@@ -121,6 +122,8 @@ pub enum StoreOp {
     IsDelivered,
     /// `dead_letter`.
     DeadLetter,
+    /// `endpoint_state`.
+    EndpointState,
 }
 
 #[derive(Debug, Default)]
@@ -132,6 +135,9 @@ struct StoreState {
     delivered: HashSet<String>,
     dead_letters: Vec<DeadLetter>,
     dead_letter_calls: u32,
+    endpoints: BTreeMap<String, EndpointState>,
+    /// Audit actions recorded for endpoints, in order: (action, subscription key, actor).
+    endpoint_audit: Vec<(String, String, String)>,
     fail: HashMap<StoreOp, FailNext>,
 }
 
@@ -192,6 +198,23 @@ impl MemoryStore {
     /// Stored dead letters, oldest first (one per idempotency key).
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         lock(&self.state).dead_letters.clone()
+    }
+
+    /// The endpoint state kept for `key`.
+    pub fn endpoint(&self, key: &str) -> Option<EndpointState> {
+        lock(&self.state).endpoints.get(key).cloned()
+    }
+
+    /// Set the endpoint state of a subscription, as if an earlier run had recorded it.
+    pub fn set_endpoint(&self, state: EndpointState) {
+        lock(&self.state)
+            .endpoints
+            .insert(state.subscription.clone(), state);
+    }
+
+    /// Endpoint audit entries so far: (action, subscription key, actor).
+    pub fn endpoint_audit(&self) -> Vec<(String, String, String)> {
+        lock(&self.state).endpoint_audit.clone()
     }
 
     /// `dead_letter` calls that did not fail, duplicates (ignored) included.
@@ -364,6 +387,110 @@ impl EventStore for MemoryStore {
             .iter()
             .find(|d| d.id == id)
             .cloned())
+    }
+
+    async fn endpoint_state(&self, key: &str) -> Result<Option<EndpointState>, PortError> {
+        let mut s = lock(&self.state);
+        s.check(StoreOp::EndpointState)?;
+        Ok(s.endpoints.get(key).cloned())
+    }
+
+    async fn list_endpoints(&self, tenant: Option<&str>) -> Result<Vec<EndpointState>, PortError> {
+        Ok(lock(&self.state)
+            .endpoints
+            .values()
+            .filter(|e| tenant.is_none_or(|t| e.tenant == t))
+            .cloned()
+            .collect())
+    }
+
+    async fn endpoint_failing(
+        &self,
+        key: &str,
+        tenant: &str,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, PortError> {
+        let mut s = lock(&self.state);
+        let e = s
+            .endpoints
+            .entry(key.to_string())
+            .or_insert_with(|| EndpointState {
+                subscription: key.to_string(),
+                tenant: tenant.to_string(),
+                failing_since: None,
+                disabled: None,
+                updated_at: at,
+            });
+        Ok(*e.failing_since.get_or_insert(at))
+    }
+
+    async fn endpoint_answered(&self, key: &str) -> Result<(), PortError> {
+        if let Some(e) = lock(&self.state).endpoints.get_mut(key) {
+            e.failing_since = None;
+        }
+        Ok(())
+    }
+
+    async fn disable_endpoint(&self, request: &DisableEndpoint) -> Result<bool, PortError> {
+        let mut s = lock(&self.state);
+        let e = s
+            .endpoints
+            .entry(request.subscription.clone())
+            .or_insert_with(|| EndpointState {
+                subscription: request.subscription.clone(),
+                tenant: request.tenant.clone(),
+                failing_since: request.failing_since,
+                disabled: None,
+                updated_at: request.at,
+            });
+        if e.disabled.is_some() {
+            return Ok(false);
+        }
+        e.disabled = Some(Disabled {
+            at: request.at,
+            reason: request.reason,
+            error: request.error.clone(),
+            response_code: request.response_code,
+            notified_at: None,
+        });
+        s.endpoint_audit.push((
+            "endpoint-disabled".into(),
+            request.subscription.clone(),
+            "civicbus".into(),
+        ));
+        Ok(true)
+    }
+
+    async fn endpoint_notified(
+        &self,
+        key: &str,
+        disabled_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        if let Some(d) = lock(&self.state)
+            .endpoints
+            .get_mut(key)
+            .and_then(|e| e.disabled.as_mut())
+            .filter(|d| d.at == disabled_at)
+        {
+            d.notified_at = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn enable_endpoint(&self, key: &str, actor: &str) -> Result<bool, PortError> {
+        let mut s = lock(&self.state);
+        let Some(e) = s.endpoints.get_mut(key).filter(|e| e.disabled.is_some()) else {
+            return Ok(false);
+        };
+        e.disabled = None;
+        e.failing_since = None;
+        s.endpoint_audit.push((
+            "endpoint-enabled".into(),
+            key.to_string(),
+            actor.to_string(),
+        ));
+        Ok(true)
     }
 }
 

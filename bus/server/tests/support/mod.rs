@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use civicbus_core::binding::ParseLimits;
 use civicbus_core::ports::{
     ArchivedEvent, AuditRecord, DeadLetter, DeadLetterQuery, DeliveryAttempt, Destination,
-    EventQuery, EventStore, OutboundMessage, PortError, Publisher, QuarantineRecord,
+    DisableEndpoint, EndpointState, EventQuery, EventStore, OutboundMessage, PortError, Publisher,
+    QuarantineRecord,
 };
 use civicbus_router::{Ingest, IngestLimits};
 use civicbus_server::auth::TokenSet;
@@ -257,6 +258,56 @@ impl EventStore for FakeStore {
             .iter()
             .find(|d| d.id == id)
             .cloned())
+    }
+
+    // The API tests keep no endpoint health: reads find none, writes are refused.
+
+    async fn endpoint_state(&self, _: &str) -> Result<Option<EndpointState>, PortError> {
+        Ok(None)
+    }
+
+    async fn list_endpoints(&self, _: Option<&str>) -> Result<Vec<EndpointState>, PortError> {
+        Ok(Vec::new())
+    }
+
+    async fn endpoint_failing(
+        &self,
+        _: &str,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>, PortError> {
+        Err(PortError::unavailable(
+            "the fake store keeps no endpoint health",
+        ))
+    }
+
+    async fn endpoint_answered(&self, _: &str) -> Result<(), PortError> {
+        Err(PortError::unavailable(
+            "the fake store keeps no endpoint health",
+        ))
+    }
+
+    async fn disable_endpoint(&self, _: &DisableEndpoint) -> Result<bool, PortError> {
+        Err(PortError::unavailable(
+            "the fake store keeps no endpoint health",
+        ))
+    }
+
+    async fn endpoint_notified(
+        &self,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), PortError> {
+        Err(PortError::unavailable(
+            "the fake store keeps no endpoint health",
+        ))
+    }
+
+    async fn enable_endpoint(&self, _: &str, _: &str) -> Result<bool, PortError> {
+        Err(PortError::unavailable(
+            "the fake store keeps no endpoint health",
+        ))
     }
 }
 
