@@ -175,6 +175,7 @@ impl Harness {
             amqp: None,
             retry: None,
             health: None,
+            ordering: Default::default(),
         });
     }
 
@@ -199,6 +200,7 @@ impl Harness {
             }),
             retry: None,
             health: None,
+            ordering: Default::default(),
         });
     }
 

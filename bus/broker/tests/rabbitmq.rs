@@ -696,6 +696,7 @@ fn amqp_subscription(exchange: &str, routing_key: Option<&str>) -> Subscription 
         }),
         concurrency: 1,
         retry: civicbus_core::RetryPolicy::default(),
+        ordering: civicbus_core::subscription::Ordering::Unordered,
     }
 }
 

@@ -502,6 +502,22 @@ pub struct DisableEndpoint {
     pub at: DateTime<Utc>,
 }
 
+/// A delivery of a per-subject ordered subscription waiting behind the delivery at the
+/// head of its ordering key (see [`EventStore::park`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedDelivery {
+    /// Subscription key.
+    pub subscription: String,
+    /// The ordering key (`partitionkey`, else `subject`).
+    pub ordering_key: String,
+    /// Idempotency key (`webhook-id`) of the delivery.
+    pub idempotency_key: String,
+    /// The message as it was on the subscription's queue.
+    pub message: OutboundMessage,
+    /// When it was parked.
+    pub parked_at: DateTime<Utc>,
+}
+
 /// A search over the archive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventQuery {
@@ -626,6 +642,50 @@ pub trait EventStore: Send + Sync + 'static {
     /// `endpoint-enabled` by `actor`, in one transaction. Returns `false` (and audits
     /// nothing) if it was not disabled.
     async fn enable_endpoint(&self, key: &str, actor: &str) -> Result<bool, PortError>;
+
+    /// Whether a delivery with this idempotency key was dead-lettered.
+    async fn is_dead_lettered(&self, idempotency_key: &str) -> Result<bool, PortError>;
+
+    /// The delivery (idempotency key) at the head of `ordering_key` in `subscription`,
+    /// that later deliveries with the key wait behind; `None` if they need not wait.
+    async fn ordering_head(
+        &self,
+        subscription: &str,
+        ordering_key: &str,
+    ) -> Result<Option<String>, PortError>;
+
+    /// Make `head` the head of `ordering_key` in `subscription` (replacing any).
+    async fn set_ordering_head(
+        &self,
+        subscription: &str,
+        ordering_key: &str,
+        head: &str,
+    ) -> Result<(), PortError>;
+
+    /// Nothing waits behind `ordering_key` any more: remove its head, if it is `head`.
+    async fn clear_ordering_head(
+        &self,
+        subscription: &str,
+        ordering_key: &str,
+        head: &str,
+    ) -> Result<(), PortError>;
+
+    /// Keep a delivery behind the head of its key, after those parked before it.
+    /// Idempotent on the idempotency key (a redelivery parks nothing new).
+    async fn park(&self, parked: &ParkedDelivery) -> Result<(), PortError>;
+
+    /// The first delivery parked behind `ordering_key` in `subscription`, if any.
+    async fn next_parked(
+        &self,
+        subscription: &str,
+        ordering_key: &str,
+    ) -> Result<Option<ParkedDelivery>, PortError>;
+
+    /// Forget a parked delivery (its turn came and it was settled). No error if absent.
+    async fn unpark(&self, idempotency_key: &str) -> Result<(), PortError>;
+
+    /// Number of parked deliveries (of one subscription, or all).
+    async fn count_parked(&self, subscription: Option<&str>) -> Result<u64, PortError>;
 }
 
 // ---------------------------------------------------------------------------------------

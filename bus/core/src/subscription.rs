@@ -72,7 +72,36 @@ pub struct Subscription {
     pub concurrency: u16,
     /// When failed deliveries are retried and when they are dead-lettered.
     pub retry: crate::retry::RetryPolicy,
+    /// Whether events with the same ordering key are delivered in order.
+    pub ordering: Ordering,
 }
+
+/// Delivery order of a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ordering {
+    /// Deliveries run concurrently and retries overtake: no order (the default, fastest).
+    #[default]
+    Unordered,
+    /// Events with the same ordering key ([`ordering_key`]: `partitionkey`, else
+    /// `subject`) are delivered one at a time, in the order civicbus accepted them; a
+    /// failing event holds back later events with its key only. Events with neither
+    /// attribute are delivered unordered.
+    PerSubject,
+}
+
+/// The key that orders an event in a [`Ordering::PerSubject`] subscription: the
+/// `partitionkey` extension if set, else `subject`.
+pub fn ordering_key(event: &CloudEvent) -> Option<String> {
+    event
+        .extensions
+        .get(PARTITION_KEY_EXTENSION)
+        .map(|v| v.as_string())
+        .or_else(|| event.subject.clone())
+        .filter(|k| !k.is_empty())
+}
+
+/// The CloudEvents `partitionkey` extension (Partitioning extension).
+pub const PARTITION_KEY_EXTENSION: &str = "partitionkey";
 
 impl Subscription {
     /// The subscription's key, unique across tenants: `<tenant>.<id>`.
@@ -123,5 +152,30 @@ impl RoutingTable {
             .filter(|s| self.visible(owner, &event.ty, &s.tenant))
             .filter(|s| matches_all(&s.filters, event))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod ordering_tests {
+    use super::*;
+    use crate::envelope::ExtensionValue;
+
+    #[test]
+    fn partitionkey_wins_over_subject_and_empty_is_none() {
+        let mut ev = CloudEvent::new("1", "/dysart/permitting", "t").expect("valid");
+        assert_eq!(ordering_key(&ev), None);
+        ev.subject = Some("BP-1".into());
+        assert_eq!(ordering_key(&ev).as_deref(), Some("BP-1"));
+        ev.extensions.insert(
+            PARTITION_KEY_EXTENSION.into(),
+            ExtensionValue::String("roll-4410".into()),
+        );
+        assert_eq!(ordering_key(&ev).as_deref(), Some("roll-4410"));
+        ev.extensions.insert(
+            PARTITION_KEY_EXTENSION.into(),
+            ExtensionValue::String(String::new()),
+        );
+        ev.subject = None;
+        assert_eq!(ordering_key(&ev), None);
     }
 }

@@ -28,6 +28,7 @@ fn sub(tenant: &str, id: &str, filters: Vec<Filter>) -> Subscription {
         sink: webhook(),
         concurrency: 4,
         retry: civicbus_core::RetryPolicy::default(),
+        ordering: civicbus_core::subscription::Ordering::Unordered,
     }
 }
 

@@ -36,6 +36,26 @@ where
     H: Fn(InboundMessage) -> F + Send + Sync,
     F: Future<Output = ()> + Send,
 {
+    run_keyed(stream, concurrency, shutdown, |_| None, handler).await
+}
+
+/// Like [`run`], but messages for which `key` gives the same key are handled one at a
+/// time, in the order the stream delivered them (each waits for the one before it with
+/// its key to be settled); messages with different keys, or none, run concurrently.
+pub async fn run_keyed<S, K, H, F>(
+    stream: S,
+    concurrency: usize,
+    shutdown: CancellationToken,
+    key: K,
+    handler: H,
+) -> LoopEnd
+where
+    S: Stream<Item = Result<InboundMessage, PortError>> + Send,
+    K: Fn(&InboundMessage) -> Option<String> + Send + Sync,
+    H: Fn(InboundMessage) -> F + Send + Sync,
+    F: Future<Output = ()> + Send,
+{
+    let gates = KeyGates::default();
     let failure = std::sync::Mutex::new(None);
     let stopped = shutdown.clone();
     stream
@@ -53,10 +73,19 @@ where
             std::future::ready(keep)
         })
         .for_each_concurrent(concurrency.max(1), |item| {
+            // Called in stream order: the gate is taken here, before any handler runs.
+            let gate = item.as_ref().ok().and_then(&key).map(|k| gates.enter(k));
             let fut = item.ok().map(&handler);
+            let gates = &gates;
             async move {
-                if let Some(fut) = fut {
-                    fut.await;
+                let Some(fut) = fut else { return };
+                match gate {
+                    Some(gate) => {
+                        gate.wait().await;
+                        fut.await;
+                        gates.leave(gate);
+                    }
+                    None => fut.await,
                 }
             }
         })
@@ -91,5 +120,142 @@ pub async fn requeue_after(msg: &InboundMessage, why: &str, backoff: Duration) {
 pub async fn ack(msg: &InboundMessage) {
     if let Err(e) = msg.acker.ack().await {
         tracing::warn!(error = %e, "could not ack; the message will be redelivered");
+    }
+}
+
+/// The per-key order of [`run_keyed`]: for each key, the last message that entered and a
+/// signal that fires when it is settled.
+#[derive(Default)]
+struct KeyGates {
+    inner: std::sync::Mutex<KeyGatesInner>,
+}
+
+#[derive(Default)]
+struct KeyGatesInner {
+    next: u64,
+    last: std::collections::HashMap<String, (u64, Done)>,
+}
+
+type Done = futures::future::Shared<tokio::sync::oneshot::Receiver<()>>;
+
+/// One message's place in its key's line.
+struct Gate {
+    key: String,
+    id: u64,
+    before: Option<Done>,
+    done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Gate {
+    /// Wait until the message before this one with the same key is settled.
+    async fn wait(&self) {
+        if let Some(before) = self.before.clone() {
+            // An error means the one before was dropped (its loop ended): also done.
+            let _ = before.await;
+        }
+    }
+}
+
+impl KeyGates {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyGatesInner> {
+        // The map stays consistent even if a holder panicked.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enter(&self, key: String) -> Gate {
+        use futures::FutureExt as _;
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let mut g = self.lock();
+        g.next += 1;
+        let id = g.next;
+        let before = g
+            .last
+            .insert(key.clone(), (id, rx.shared()))
+            .map(|(_, d)| d);
+        Gate {
+            key,
+            id,
+            before,
+            done,
+        }
+    }
+
+    fn leave(&self, gate: Gate) {
+        let _ = gate.done.send(());
+        let mut g = self.lock();
+        if g.last.get(&gate.key).is_some_and(|(id, _)| *id == gate.id) {
+            g.last.remove(&gate.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use civicbus_core::ports::Acker;
+
+    struct NoAck;
+
+    #[async_trait]
+    impl Acker for NoAck {
+        async fn ack(&self) -> Result<(), PortError> {
+            Ok(())
+        }
+        async fn nack(&self, _: bool) -> Result<(), PortError> {
+            Ok(())
+        }
+    }
+
+    fn msg(key: &str, n: u32) -> Result<InboundMessage, PortError> {
+        Ok(InboundMessage {
+            body: bytes::Bytes::new(),
+            content_type: None,
+            headers: vec![("k".into(), key.into()), ("n".into(), n.to_string())],
+            user_id: None,
+            message_id: None,
+            delivery_count: 0,
+            redelivered: false,
+            acker: Box::new(NoAck),
+        })
+    }
+
+    #[tokio::test]
+    async fn same_key_in_order_other_keys_concurrently() {
+        // a1 is slow; a2 and a3 must wait for it, b1 and b2 must not.
+        let items = vec![
+            msg("a", 1),
+            msg("b", 1),
+            msg("a", 2),
+            msg("b", 2),
+            msg("a", 3),
+        ];
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let handler = |m: InboundMessage| {
+            let log = log.clone();
+            async move {
+                let k = m.header("k").unwrap_or_default().to_string();
+                let n: u32 = m.header("n").and_then(|n| n.parse().ok()).unwrap_or(0);
+                if k == "a" && n == 1 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                log.lock().expect("log").push(format!("{k}{n}"));
+            }
+        };
+        let end = run_keyed(
+            futures::stream::iter(items),
+            8,
+            CancellationToken::new(),
+            |m: &InboundMessage| m.header("k").map(str::to_string),
+            handler,
+        )
+        .await;
+        assert_eq!(end, LoopEnd::StreamEnded);
+        let log = log.lock().expect("log").clone();
+        let pos = |s: &str| log.iter().position(|x| x == s).expect("handled");
+        assert!(pos("a1") < pos("a2") && pos("a2") < pos("a3"), "{log:?}");
+        assert!(pos("b2") < pos("a1"), "b is not held back by a: {log:?}");
     }
 }

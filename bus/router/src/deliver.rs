@@ -9,6 +9,13 @@
 //! the message goes back to the retry queue for the rest of the open period with its
 //! attempt count unchanged, and nothing is recorded or dead-lettered.
 //!
+//! In a subscription with `ordering = "per-subject"`, a delivery that must wait (retry or
+//! open circuit) becomes the *head* of its ordering key (`partitionkey`, else `subject`);
+//! later deliveries with that key are parked in the store and acked; when the head is
+//! delivered or dead-lettered, the first parked delivery is published back to the
+//! subscription's queue and becomes the head ([`DeliveryWorker::handle`]). The consume
+//! loop hands the worker one delivery per key at a time ([`crate::consumer::run_keyed`]).
+//!
 //! Test hook: when the environment variable `CIVICBUS_FAILPOINT` is
 //! `after-attempt-recorded` (read once, by [`DeliveryWorker::new`]), the process aborts
 //! right after a `Delivered` attempt was recorded and before the message is acknowledged,
@@ -25,8 +32,10 @@ use civicbus_core::delivery::{
 };
 use civicbus_core::ports::{
     AttemptStatus, DeadLetter, DeadLetterReason, DeliveryAttempt, DeliveryRequest, Destination,
-    EventStore, InboundMessage, OutboundMessage, Publisher, Sink, SinkOutcome,
+    EventStore, InboundMessage, OutboundMessage, ParkedDelivery, PortError, Publisher, Sink,
+    SinkOutcome,
 };
+use civicbus_core::subscription::{Ordering, ordering_key};
 use civicbus_core::{RetryDecision, Subscription, wire};
 
 use crate::circuit::{Admission, Breaker, Clock, HealthPolicy, SystemClock};
@@ -157,9 +166,22 @@ impl DeliveryWorker {
         if delivered.is_ok() {
             self.store_ok();
         }
+        let order = self.ordering_key(&event);
         match delivered {
             Ok(true) => {
                 tracing::debug!(webhook_id = %key, subscription = %self.key, "already delivered; not sending again");
+                // If it headed its ordering key (the process stopped before letting the
+                // next one go), let the next one go now.
+                if let Some(k) = &order
+                    && let Err(e) = self.release_if_head(k, &key).await
+                {
+                    return consumer::requeue_after(
+                        &msg,
+                        &format!("cannot release the next delivery of its ordering key: {e}"),
+                        self.hold(),
+                    )
+                    .await;
+                }
                 return consumer::ack(&msg).await;
             }
             Ok(false) => {}
@@ -172,6 +194,23 @@ impl DeliveryWorker {
                 .await;
             }
         }
+
+        // Per-subject ordering: wait behind the head of the key, or be it.
+        let turn = match &order {
+            None => None,
+            Some(k) => match self.take_turn(&msg, k, &key, attempt).await {
+                Ok(Some(turn)) => Some(turn),
+                Ok(None) => return,
+                Err(e) => {
+                    return consumer::requeue_after(
+                        &msg,
+                        &format!("store cannot order the delivery: {e}"),
+                        self.hold(),
+                    )
+                    .await;
+                }
+            },
+        };
 
         match self
             .endpoint
@@ -208,6 +247,7 @@ impl DeliveryWorker {
                         received_at,
                         DeadLetterReason::EndpointDisabled,
                         failure,
+                        turn.as_ref(),
                     )
                     .await;
             }
@@ -230,7 +270,10 @@ impl DeliveryWorker {
                 // dead-letters anything.
                 let delay = left.max(civicbus_core::retry::MIN_BACKOFF);
                 tracing::debug!(webhook_id = %key, subscription = %self.key, retry_in = ?delay, "endpoint circuit open; parking the delivery");
-                let parked = self.park(&msg, attempt);
+                if let Err(e) = self.lead(turn.as_ref(), &key).await {
+                    return consumer::requeue_after(&msg, &e, self.hold()).await;
+                }
+                let parked = self.same_attempt(&msg, attempt);
                 return self
                     .forward(
                         &msg,
@@ -293,6 +336,17 @@ impl DeliveryWorker {
                     std::process::abort();
                 }
                 self.endpoint.answered(self.store.as_ref()).await;
+                if let Some(t) = turn.as_ref().filter(|t| t.head)
+                    && let Err(e) = self.release(&t.key, &key).await
+                {
+                    // Redelivered, it is seen as delivered and releases then.
+                    return consumer::requeue_after(
+                        &msg,
+                        &format!("cannot release the next delivery of its ordering key: {e}"),
+                        self.hold(),
+                    )
+                    .await;
+                }
                 return consumer::ack(&msg).await;
             }
             SinkOutcome::Retryable {
@@ -325,6 +379,7 @@ impl DeliveryWorker {
                             received_at,
                             DeadLetterReason::EndpointDisabled,
                             failure,
+                            turn.as_ref(),
                         )
                         .await;
                 }
@@ -338,6 +393,9 @@ impl DeliveryWorker {
                 {
                     RetryDecision::RetryAfter(delay) => {
                         tracing::info!(webhook_id = %key, subscription = %self.key, attempt, retry_in = ?delay, reason = %reason, "delivery failed; will retry");
+                        if let Err(e) = self.lead(turn.as_ref(), &key).await {
+                            return consumer::requeue_after(&msg, &e, self.hold()).await;
+                        }
                         let next = self.republish(
                             &msg,
                             attempt.saturating_add(1),
@@ -382,6 +440,7 @@ impl DeliveryWorker {
             received_at,
             reason,
             Failure::of(&outcome),
+            turn.as_ref(),
         )
         .await;
     }
@@ -399,6 +458,7 @@ impl DeliveryWorker {
         received_at: Option<chrono::DateTime<Utc>>,
         reason: DeadLetterReason,
         failure: Failure,
+        turn: Option<&Turn>,
     ) {
         tracing::warn!(
             webhook_id = %key,
@@ -426,6 +486,17 @@ impl DeliveryWorker {
             return consumer::requeue_after(
                 msg,
                 &format!("store cannot record the dead letter: {e}"),
+                self.hold(),
+            )
+            .await;
+        }
+        // Settled for good: the next delivery of its ordering key may go.
+        if let Some(t) = turn.filter(|t| t.head)
+            && let Err(e) = self.release(&t.key, key).await
+        {
+            return consumer::requeue_after(
+                msg,
+                &format!("cannot release the next delivery of its ordering key: {e}"),
                 self.hold(),
             )
             .await;
@@ -474,9 +545,108 @@ impl DeliveryWorker {
         }
     }
 
-    /// The message parked while the circuit is open: the same headers (attempt count,
-    /// last outcome and error unchanged), without RabbitMQ's dead-lettering history.
-    fn park(&self, msg: &InboundMessage, attempt: u32) -> OutboundMessage {
+    /// The ordering key of `event` if this subscription orders per subject.
+    fn ordering_key(&self, event: &civicbus_core::CloudEvent) -> Option<String> {
+        match self.subscription.ordering {
+            Ordering::Unordered => None,
+            Ordering::PerSubject => ordering_key(event),
+        }
+    }
+
+    /// Whether this delivery may go now in its ordering key `k`: `Some(turn)` if so
+    /// (`turn.head` if it is the key's head, coming back from a wait); `None` if it was
+    /// settled here — parked in the store behind the key's head and acked, or, a head
+    /// dead-lettered before it could release the next one, released and acked.
+    async fn take_turn(
+        &self,
+        msg: &InboundMessage,
+        k: &str,
+        key: &str,
+        attempt: u32,
+    ) -> Result<Option<Turn>, PortError> {
+        match self.store.ordering_head(&self.key, k).await? {
+            None => Ok(Some(Turn {
+                key: k.to_string(),
+                head: false,
+            })),
+            Some(head) if head == key => {
+                if self.store.is_dead_lettered(key).await? {
+                    self.release(k, key).await?;
+                    consumer::ack(msg).await;
+                    return Ok(None);
+                }
+                Ok(Some(Turn {
+                    key: k.to_string(),
+                    head: true,
+                }))
+            }
+            Some(head) => {
+                tracing::debug!(webhook_id = %key, subscription = %self.key, ordering_key = %k, behind = %head, "parked behind its ordering key's head");
+                let parked = ParkedDelivery {
+                    subscription: self.key.clone(),
+                    ordering_key: k.to_string(),
+                    idempotency_key: key.to_string(),
+                    message: self.same_attempt(msg, attempt),
+                    parked_at: Utc::now(),
+                };
+                self.store.park(&parked).await?;
+                consumer::ack(msg).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// This delivery is about to wait (retry or open circuit): make it the head of its
+    /// ordering key, so that later deliveries with the key wait behind it.
+    async fn lead(&self, turn: Option<&Turn>, key: &str) -> Result<(), String> {
+        match turn {
+            Some(t) if !t.head => self
+                .store
+                .set_ordering_head(&self.key, &t.key, key)
+                .await
+                .map_err(|e| format!("store cannot hold back its ordering key: {e}")),
+            _ => Ok(()),
+        }
+    }
+
+    /// If `key` heads ordering key `k`, release the next delivery.
+    async fn release_if_head(&self, k: &str, key: &str) -> Result<(), PortError> {
+        match self.store.ordering_head(&self.key, k).await? {
+            Some(head) if head == key => self.release(k, key).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The head `head` of ordering key `k` is settled: publish the first delivery parked
+    /// behind it to the subscription's queue and make it the head, or, if none waits,
+    /// end the key's wait. Publish before moving the head: if the process stops in
+    /// between, the old head's redelivery releases again, and the duplicate is parked
+    /// again (ignored) or found delivered.
+    async fn release(&self, k: &str, head: &str) -> Result<(), PortError> {
+        self.store.unpark(head).await?;
+        match self.store.next_parked(&self.key, k).await? {
+            None => self.store.clear_ordering_head(&self.key, k, head).await,
+            Some(next) => {
+                tracing::debug!(subscription = %self.key, ordering_key = %k, next = %next.idempotency_key, "releasing the next delivery of the ordering key");
+                self.publisher
+                    .publish_confirmed(vec![(
+                        Destination::Subscription {
+                            key: self.key.clone(),
+                        },
+                        next.message.clone(),
+                    )])
+                    .await?;
+                self.store
+                    .set_ordering_head(&self.key, k, &next.idempotency_key)
+                    .await
+            }
+        }
+    }
+
+    /// The message as it is, to wait (parked in the store or while the circuit is open):
+    /// the same headers (attempt count, last outcome and error unchanged), without
+    /// RabbitMQ's dead-lettering history.
+    fn same_attempt(&self, msg: &InboundMessage, attempt: u32) -> OutboundMessage {
         let mut headers = carried_headers(msg, &[HEADER_ATTEMPT]);
         headers.push((HEADER_ATTEMPT.into(), attempt.to_string()));
         outbound(msg, headers)
@@ -526,6 +696,37 @@ impl DeliveryWorker {
             }
         }
     }
+}
+
+/// A delivery's place in its ordering key.
+#[derive(Debug, Clone)]
+struct Turn {
+    /// The ordering key.
+    key: String,
+    /// Whether the delivery is the key's head (others wait behind it).
+    head: bool,
+}
+
+/// The ordering key of a message, from its CloudEvents headers (`partitionkey`, else
+/// `subject`, with any prefix the AMQP binding accepts; civicbus itself writes
+/// `cloudEvents_`), for handling the messages of one key one at a time
+/// ([`consumer::run_keyed`]). `None` for a structured-mode message without such headers.
+pub fn ordering_key_of(msg: &InboundMessage) -> Option<String> {
+    const PREFIXES: [&str; 4] = [wire::AMQP_HEADER_PREFIX, "cloudEvents:", "ce-", "ce_"];
+    let attr = |name: &str| {
+        PREFIXES.iter().find_map(|p| {
+            msg.headers
+                .iter()
+                .find(|(k, _)| {
+                    k.len() == p.len() + name.len()
+                        && k.starts_with(p)
+                        && k[p.len()..].eq_ignore_ascii_case(name)
+                })
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        })
+    };
+    attr("partitionkey").or_else(|| attr("subject"))
 }
 
 /// The last failure of a delivery, as recorded with a retry or dead letter.

@@ -12,7 +12,7 @@ use civicbus_broker::{AmqpSink, Broker, BrokerOptions, Topology};
 use civicbus_core::RoutingTable;
 use civicbus_core::binding::ParseLimits;
 use civicbus_core::ports::{EventStore, InboundMessage, PortError, Publisher, Sink};
-use civicbus_core::subscription::SinkSpec;
+use civicbus_core::subscription::{Ordering, SinkSpec};
 use civicbus_router::consumer::{self, LoopEnd};
 use civicbus_router::{DeliveryWorker, Ingest, IngestLimits, IngressWorker, RouteWorker};
 use civicbus_store::SqlStore;
@@ -139,12 +139,19 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
         parse,
     ));
     let prefetch = config.broker.prefetch;
+    let any_ordered = resolved
+        .subscriptions
+        .iter()
+        .any(|s| s.ordering == Ordering::PerSubject);
     {
         let b = broker.clone();
         workers.push(supervise(
             "router".into(),
             shutdown.clone(),
             usize::from(prefetch),
+            // Keep each ordering key's events in acceptance order on the way to the
+            // subscription queues, if any subscription orders per subject.
+            any_ordered,
             move || {
                 let b = b.clone();
                 async move { b.consume_route().await }
@@ -168,6 +175,7 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
             "ingress".into(),
             shutdown.clone(),
             usize::from(prefetch),
+            any_ordered,
             move || {
                 let b = b.clone();
                 async move { b.consume_ingress().await }
@@ -207,6 +215,7 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
             format!("delivery {key}"),
             shutdown.clone(),
             usize::from(concurrency),
+            sub.ordering == Ordering::PerSubject,
             move || {
                 let b = b.clone();
                 let key = key.clone();
@@ -266,10 +275,14 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
 
 /// Run a consumer loop, re-opening the consumer with backoff when the broker drops it,
 /// until shutdown.
+///
+/// With `ordered`, messages with the same ordering key (`partitionkey`, else `subject`)
+/// are handled one at a time in arrival order ([`consumer::run_keyed`]).
 fn supervise<M, MF, S, H, HF>(
     name: String,
     shutdown: CancellationToken,
     concurrency: usize,
+    ordered: bool,
     make_stream: M,
     handler: H,
 ) -> JoinHandle<()>
@@ -289,7 +302,16 @@ where
             match make_stream().await {
                 Ok(stream) => {
                     let stream = Box::pin(stream);
-                    match consumer::run(stream, concurrency, shutdown.clone(), &handler).await {
+                    let key = |m: &InboundMessage| {
+                        if ordered {
+                            civicbus_router::deliver::ordering_key_of(m)
+                        } else {
+                            None
+                        }
+                    };
+                    match consumer::run_keyed(stream, concurrency, shutdown.clone(), key, &handler)
+                        .await
+                    {
                         LoopEnd::Shutdown => break,
                         LoopEnd::StreamEnded => {
                             tracing::warn!(worker = %name, "consumer ended; reopening");

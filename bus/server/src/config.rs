@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use civicbus_core::subscription::{AmqpSinkSpec, HttpMode, SinkSpec, Subscription, WebhookSpec};
+use civicbus_core::subscription::{
+    AmqpSinkSpec, HttpMode, Ordering, SinkSpec, Subscription, WebhookSpec,
+};
 use civicbus_core::tenant::{Audience, SharingRule, validate_name};
 use civicbus_core::{Filter, RetryPolicy};
 use civicbus_router::HealthPolicy;
@@ -377,6 +379,20 @@ pub struct SubscriptionConfig {
     /// Endpoint health overrides (default `[delivery.health]`).
     #[serde(default)]
     pub health: Option<HealthOverride>,
+    /// `unordered` (default) or `per-subject`.
+    #[serde(default)]
+    pub ordering: OrderingConfig,
+}
+
+/// `subscriptions[].ordering`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrderingConfig {
+    /// No order between deliveries.
+    #[default]
+    Unordered,
+    /// Events with the same `partitionkey` (else `subject`) in acceptance order.
+    PerSubject,
 }
 
 /// `[subscriptions.webhook]`.
@@ -1202,6 +1218,10 @@ pub fn resolve(config: &Config, env: &BTreeMap<String, String>) -> Resolved {
                 sink,
                 concurrency: s.concurrency.unwrap_or(config.delivery.concurrency),
                 retry: config.delivery.retry.policy(s.retry.as_ref()),
+                ordering: match s.ordering {
+                    OrderingConfig::Unordered => Ordering::Unordered,
+                    OrderingConfig::PerSubject => Ordering::PerSubject,
+                },
             })
         })
         .collect();

@@ -162,6 +162,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             amqp: None,
             retry: None,
             health: None,
+            ordering: Default::default(),
         },
         SubscriptionConfig {
             id: "finance-permit-fees".into(),
@@ -182,6 +183,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             amqp: None,
             retry: None,
             health: None,
+            ordering: Default::default(),
         },
         SubscriptionConfig {
             id: "gis-parcel-tags".into(),
@@ -195,6 +197,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             }),
             retry: None,
             health: None,
+            ordering: Default::default(),
         },
         SubscriptionConfig {
             id: "permitting-addresses".into(),
@@ -205,6 +208,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             amqp: None,
             retry: None,
             health: None,
+            ordering: Default::default(),
         },
     ];
     let env = BTreeMap::new();

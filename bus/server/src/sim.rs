@@ -41,6 +41,9 @@ pub struct Received {
     pub body: Bytes,
 }
 
+/// Which events have their first delivery refused, and with which status.
+type FirstAttemptFailure = (u16, Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
 #[derive(Clone)]
 struct SimState {
     system: String,
@@ -48,6 +51,9 @@ struct SimState {
     received: Arc<Mutex<Vec<Received>>>,
     accepted_ids: Arc<Mutex<HashSet<String>>>,
     answer: Arc<AtomicU16>,
+    first_failure: Arc<Mutex<Option<FirstAttemptFailure>>>,
+    /// `webhook-id`s whose first delivery was refused by `first_failure`.
+    failed_once: Arc<Mutex<HashSet<String>>>,
 }
 
 /// A webhook subscriber on 127.0.0.1 with a random port.
@@ -70,6 +76,8 @@ impl WebhookSimulator {
             received: Arc::new(Mutex::new(Vec::new())),
             accepted_ids: Arc::new(Mutex::new(HashSet::new())),
             answer: Arc::new(AtomicU16::new(204)),
+            first_failure: Arc::new(Mutex::new(None)),
+            failed_once: Arc::new(Mutex::new(HashSet::new())),
         };
         let app = Router::new()
             .route("/events", post(receive))
@@ -88,6 +96,20 @@ impl WebhookSimulator {
     /// Answer every following delivery with `status` (e.g. 503 to simulate an outage).
     pub fn answer_with(&self, status: u16) {
         self.state.answer.store(status, Ordering::SeqCst);
+    }
+
+    /// Refuse with `status` the first delivery of every event whose id `pick` selects
+    /// (tracked by `webhook-id`) that would otherwise have been accepted; later attempts
+    /// get the usual answer. Deterministic first-attempt failures, e.g. for benchmarks of
+    /// the retry path.
+    pub fn fail_first_attempt(
+        &self,
+        status: u16,
+        pick: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) {
+        if let Ok(mut f) = self.state.first_failure.lock() {
+            *f = Some((status, Arc::new(pick)));
+        }
     }
 
     /// Everything received so far (accepted or not).
@@ -186,7 +208,13 @@ async fn receive(State(st): State<SimState>, headers: HeaderMap, body: Bytes) ->
         headers: headers.clone(),
         body: body.clone(),
     };
-    let answer = st.answer.load(Ordering::SeqCst);
+    let mut answer = st.answer.load(Ordering::SeqCst);
+    if verified
+        && (200..300).contains(&answer)
+        && let Some(status) = first_failure(&st, &rec)
+    {
+        answer = status;
+    }
     let accepted = verified && (200..300).contains(&answer);
     if accepted && let Ok(mut ids) = st.accepted_ids.lock() {
         ids.insert(rec.webhook_id.clone());
@@ -198,4 +226,16 @@ async fn receive(State(st): State<SimState>, headers: HeaderMap, body: Bytes) ->
         return StatusCode::UNAUTHORIZED;
     }
     StatusCode::from_u16(answer).unwrap_or(StatusCode::NO_CONTENT)
+}
+
+/// The status to refuse `rec` with if it is the first delivery of an event picked by
+/// [`WebhookSimulator::fail_first_attempt`].
+fn first_failure(st: &SimState, rec: &Received) -> Option<u16> {
+    let (status, pick) = st.first_failure.lock().ok()?.clone()?;
+    let id = rec.event.as_ref().map(|e| e.id.as_str())?;
+    if !pick(id) {
+        return None;
+    }
+    let first = st.failed_once.lock().ok()?.insert(rec.webhook_id.clone());
+    first.then_some(status)
 }

@@ -18,6 +18,7 @@ pub mod audit;
 mod bulk;
 mod endpoints;
 mod error;
+mod ordering;
 mod rows;
 mod store;
 #[cfg(feature = "test-util")]

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use civicbus_core::CloudEvent;
 use civicbus_core::ports::{
     ArchivedEvent, AttemptStatus, AuditAction, AuditRecord, DeadLetter, DeadLetterQuery,
-    DeliveryAttempt, DisableEndpoint, EndpointState, EventQuery, EventStore, PortError,
-    QuarantineRecord,
+    DeliveryAttempt, DisableEndpoint, EndpointState, EventQuery, EventStore, ParkedDelivery,
+    PortError, QuarantineRecord,
 };
 use serde_json::json;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -964,6 +964,56 @@ impl EventStore for SqlStore {
 
     async fn enable_endpoint(&self, key: &str, actor: &str) -> Result<bool, PortError> {
         Ok(self.set_endpoint_enabled(key, actor).await?)
+    }
+
+    async fn is_dead_lettered(&self, idempotency_key: &str) -> Result<bool, PortError> {
+        Ok(self.dead_lettered(idempotency_key).await?)
+    }
+
+    async fn ordering_head(
+        &self,
+        subscription: &str,
+        ordering_key: &str,
+    ) -> Result<Option<String>, PortError> {
+        Ok(self.head_of(subscription, ordering_key).await?)
+    }
+
+    async fn set_ordering_head(
+        &self,
+        subscription: &str,
+        ordering_key: &str,
+        head: &str,
+    ) -> Result<(), PortError> {
+        Ok(self.set_head(subscription, ordering_key, head).await?)
+    }
+
+    async fn clear_ordering_head(
+        &self,
+        subscription: &str,
+        ordering_key: &str,
+        head: &str,
+    ) -> Result<(), PortError> {
+        Ok(self.clear_head(subscription, ordering_key, head).await?)
+    }
+
+    async fn park(&self, parked: &ParkedDelivery) -> Result<(), PortError> {
+        Ok(self.park_delivery(parked).await?)
+    }
+
+    async fn next_parked(
+        &self,
+        subscription: &str,
+        ordering_key: &str,
+    ) -> Result<Option<ParkedDelivery>, PortError> {
+        Ok(self.first_parked(subscription, ordering_key).await?)
+    }
+
+    async fn unpark(&self, idempotency_key: &str) -> Result<(), PortError> {
+        Ok(self.remove_parked(idempotency_key).await?)
+    }
+
+    async fn count_parked(&self, subscription: Option<&str>) -> Result<u64, PortError> {
+        Ok(self.parked_count(subscription).await?)
     }
 }
 

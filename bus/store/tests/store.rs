@@ -11,7 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use civicbus_core::ports::{
     ArchivedEvent, AttemptStatus, DeadLetter, DeadLetterQuery, DeadLetterReason, DeliveryAttempt,
-    DisableEndpoint, DisableReason, EventQuery, EventStore, PortErrorKind, QuarantineRecord,
+    DisableEndpoint, DisableReason, EventQuery, EventStore, OutboundMessage, ParkedDelivery,
+    PortErrorKind, QuarantineRecord,
 };
 use civicbus_core::{CloudEvent, Data, ExtensionValue};
 use civicbus_store::{AuditBreakKind, Backend, SqlStore, StoreError, StoreOptions, audit_hash};
@@ -182,6 +183,7 @@ both_backends!(
     dead_letters_list_filters_and_order,
     dead_letters_share_a_batch_with_other_writes,
     endpoint_failing_disable_notify_enable_and_audit,
+    ordering_heads_and_parked_deliveries_in_order,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1951,4 +1953,130 @@ async fn endpoint_failing_disable_notify_enable_and_audit(db: &TestDb) {
     assert_eq!(detail["reason"], "failing");
     assert_eq!(detail["subscription"], key);
     assert!(store.verify_audit().await.expect("verify").is_intact());
+}
+
+fn parked(sub: &str, key: &str, id: &str, body: &[u8]) -> ParkedDelivery {
+    ParkedDelivery {
+        subscription: sub.into(),
+        ordering_key: key.into(),
+        idempotency_key: id.into(),
+        message: OutboundMessage {
+            body: body.to_vec().into(),
+            content_type: "application/cloudevents+json".into(),
+            headers: vec![
+                ("x-civicbus-attempt".into(), "1".into()),
+                ("cloudEvents_subject".into(), key.into()),
+            ],
+            message_id: Some(format!("m-{id}")),
+        },
+        parked_at: at(5),
+    }
+}
+
+async fn ordering_heads_and_parked_deliveries_in_order(db: &TestDb) {
+    let store = db.store().await;
+    let sub = "dysart.finance";
+    assert_eq!(store.ordering_head(sub, "BP-1").await.expect("head"), None);
+    store
+        .set_ordering_head(sub, "BP-1", "k1")
+        .await
+        .expect("set");
+    assert_eq!(
+        store
+            .ordering_head(sub, "BP-1")
+            .await
+            .expect("head")
+            .as_deref(),
+        Some("k1")
+    );
+    store
+        .set_ordering_head(sub, "BP-1", "k2")
+        .await
+        .expect("replace");
+    assert_eq!(
+        store
+            .ordering_head(sub, "BP-1")
+            .await
+            .expect("head")
+            .as_deref(),
+        Some("k2")
+    );
+    // Clearing names the head it expects.
+    store
+        .clear_ordering_head(sub, "BP-1", "k1")
+        .await
+        .expect("clear other");
+    assert!(
+        store
+            .ordering_head(sub, "BP-1")
+            .await
+            .expect("head")
+            .is_some()
+    );
+    store
+        .clear_ordering_head(sub, "BP-1", "k2")
+        .await
+        .expect("clear");
+    assert_eq!(store.ordering_head(sub, "BP-1").await.expect("head"), None);
+
+    // Parked in arrival order, per key; a second park of one delivery is ignored.
+    store
+        .park(&parked(sub, "BP-1", "k3", b"three"))
+        .await
+        .expect("park");
+    store
+        .park(&parked(sub, "BP-2", "k9", b"nine"))
+        .await
+        .expect("park");
+    store
+        .park(&parked(sub, "BP-1", "k4", &[0, 255, 1]))
+        .await
+        .expect("park");
+    store
+        .park(&parked(sub, "BP-1", "k3", b"again"))
+        .await
+        .expect("park dup");
+    store
+        .park(&parked("minden.gis", "BP-1", "k7", b"other"))
+        .await
+        .expect("park");
+    assert_eq!(store.count_parked(Some(sub)).await.expect("count"), 3);
+    assert_eq!(store.count_parked(None).await.expect("count"), 4);
+    let first = store
+        .next_parked(sub, "BP-1")
+        .await
+        .expect("next")
+        .expect("some");
+    assert_eq!(first, parked(sub, "BP-1", "k3", b"three"));
+    store.unpark("k3").await.expect("unpark");
+    store.unpark("k3").await.expect("unpark twice");
+    let next = store
+        .next_parked(sub, "BP-1")
+        .await
+        .expect("next")
+        .expect("some");
+    assert_eq!(next.idempotency_key, "k4");
+    assert_eq!(next.message.body.as_ref(), &[0, 255, 1]);
+    store.unpark("k4").await.expect("unpark");
+    assert_eq!(store.next_parked(sub, "BP-1").await.expect("next"), None);
+    // A key parked again after draining starts after nothing.
+    store
+        .park(&parked(sub, "BP-1", "k5", b"five"))
+        .await
+        .expect("park");
+    assert_eq!(
+        store
+            .next_parked(sub, "BP-1")
+            .await
+            .expect("next")
+            .map(|p| p.idempotency_key)
+            .as_deref(),
+        Some("k5")
+    );
+
+    assert!(!store.is_dead_lettered("key-x").await.expect("dead?"));
+    let mut dl = dead_letter("0190b6d2-0000-7000-8000-0000000000e1", "key-x", sub, 1);
+    dl.attempts = 1;
+    store.dead_letter(&dl).await.expect("dead letter");
+    assert!(store.is_dead_lettered("key-x").await.expect("dead?"));
 }

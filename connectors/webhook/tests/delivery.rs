@@ -181,6 +181,7 @@ fn subscription(url: &str, secrets: &[&str], mode: HttpMode, timeout: Duration) 
         }),
         concurrency: 1,
         retry: civicbus_core::RetryPolicy::default(),
+        ordering: civicbus_core::subscription::Ordering::Unordered,
     }
 }
 

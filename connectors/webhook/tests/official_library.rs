@@ -90,6 +90,7 @@ async fn delivery(url: &str, inbox: &Inbox, secrets: &[&str], mode: HttpMode) ->
         }),
         concurrency: 1,
         retry: civicbus_core::RetryPolicy::default(),
+        ordering: civicbus_core::subscription::Ordering::Unordered,
     };
     let before = inbox.lock().expect("lock").len();
     let key = format!("msg_official_{before}");

@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use civicbus_core::ports::{
     Acker, ArchivedEvent, AttemptStatus, AuditRecord, DeadLetter, DeadLetterQuery, DeliveryAttempt,
     DeliveryRequest, Destination, DisableEndpoint, Disabled, EndpointState, EventQuery, EventStore,
-    InboundMessage, OutboundMessage, PortError, Publisher, QuarantineRecord, Sink, SinkOutcome,
+    InboundMessage, OutboundMessage, ParkedDelivery, PortError, Publisher, QuarantineRecord, Sink,
+    SinkOutcome,
 };
 use civicbus_core::subscription::AmqpSinkSpec;
 use civicbus_core::{CloudEvent, Filter, SinkSpec, Subscription, wire};
@@ -124,6 +125,8 @@ pub enum StoreOp {
     DeadLetter,
     /// `endpoint_state`.
     EndpointState,
+    /// `park`.
+    Park,
 }
 
 #[derive(Debug, Default)]
@@ -136,6 +139,8 @@ struct StoreState {
     dead_letters: Vec<DeadLetter>,
     dead_letter_calls: u32,
     endpoints: BTreeMap<String, EndpointState>,
+    heads: BTreeMap<(String, String), String>,
+    parked: Vec<ParkedDelivery>,
     /// Audit actions recorded for endpoints, in order: (action, subscription key, actor).
     endpoint_audit: Vec<(String, String, String)>,
     fail: HashMap<StoreOp, FailNext>,
@@ -210,6 +215,26 @@ impl MemoryStore {
         lock(&self.state)
             .endpoints
             .insert(state.subscription.clone(), state);
+    }
+
+    /// The head of an ordering key.
+    pub fn head(&self, sub: &str, key: &str) -> Option<String> {
+        lock(&self.state)
+            .heads
+            .get(&(sub.to_string(), key.to_string()))
+            .cloned()
+    }
+
+    /// Make `head` the head of an ordering key, as an earlier failure would have.
+    pub fn set_head_for_test(&self, sub: &str, key: &str, head: &str) {
+        lock(&self.state)
+            .heads
+            .insert((sub.to_string(), key.to_string()), head.to_string());
+    }
+
+    /// Parked deliveries, in parking order.
+    pub fn parked(&self) -> Vec<ParkedDelivery> {
+        lock(&self.state).parked.clone()
     }
 
     /// Endpoint audit entries so far: (action, subscription key, actor).
@@ -492,6 +517,69 @@ impl EventStore for MemoryStore {
         ));
         Ok(true)
     }
+
+    async fn is_dead_lettered(&self, idempotency_key: &str) -> Result<bool, PortError> {
+        Ok(lock(&self.state)
+            .dead_letters
+            .iter()
+            .any(|d| d.idempotency_key == idempotency_key))
+    }
+
+    async fn ordering_head(&self, sub: &str, key: &str) -> Result<Option<String>, PortError> {
+        Ok(self.head(sub, key))
+    }
+
+    async fn set_ordering_head(&self, sub: &str, key: &str, head: &str) -> Result<(), PortError> {
+        lock(&self.state)
+            .heads
+            .insert((sub.to_string(), key.to_string()), head.to_string());
+        Ok(())
+    }
+
+    async fn clear_ordering_head(&self, sub: &str, key: &str, head: &str) -> Result<(), PortError> {
+        let mut s = lock(&self.state);
+        let k = (sub.to_string(), key.to_string());
+        if s.heads.get(&k).is_some_and(|h| h == head) {
+            s.heads.remove(&k);
+        }
+        Ok(())
+    }
+
+    async fn park(&self, parked: &ParkedDelivery) -> Result<(), PortError> {
+        let mut s = lock(&self.state);
+        s.check(StoreOp::Park)?;
+        if !s
+            .parked
+            .iter()
+            .any(|p| p.idempotency_key == parked.idempotency_key)
+        {
+            s.parked.push(parked.clone());
+        }
+        Ok(())
+    }
+
+    async fn next_parked(&self, sub: &str, key: &str) -> Result<Option<ParkedDelivery>, PortError> {
+        Ok(lock(&self.state)
+            .parked
+            .iter()
+            .find(|p| p.subscription == sub && p.ordering_key == key)
+            .cloned())
+    }
+
+    async fn unpark(&self, idempotency_key: &str) -> Result<(), PortError> {
+        lock(&self.state)
+            .parked
+            .retain(|p| p.idempotency_key != idempotency_key);
+        Ok(())
+    }
+
+    async fn count_parked(&self, sub: Option<&str>) -> Result<u64, PortError> {
+        Ok(lock(&self.state)
+            .parked
+            .iter()
+            .filter(|p| sub.is_none_or(|s| p.subscription == s))
+            .count() as u64)
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -730,6 +818,7 @@ pub fn subscription(tenant: &str, id: &str, filters: Vec<Filter>) -> Subscriptio
         }),
         concurrency: 1,
         retry: civicbus_core::RetryPolicy::default(),
+        ordering: civicbus_core::subscription::Ordering::Unordered,
     }
 }
 

@@ -309,6 +309,46 @@ impl EventStore for FakeStore {
             "the fake store keeps no endpoint health",
         ))
     }
+
+    // Nor does it order deliveries.
+
+    async fn is_dead_lettered(&self, key: &str) -> Result<bool, PortError> {
+        Ok(lock(&self.dead_letters)
+            .iter()
+            .any(|d| d.idempotency_key == key))
+    }
+
+    async fn ordering_head(&self, _: &str, _: &str) -> Result<Option<String>, PortError> {
+        Ok(None)
+    }
+
+    async fn set_ordering_head(&self, _: &str, _: &str, _: &str) -> Result<(), PortError> {
+        Err(PortError::unavailable("the fake store keeps no ordering"))
+    }
+
+    async fn clear_ordering_head(&self, _: &str, _: &str, _: &str) -> Result<(), PortError> {
+        Ok(())
+    }
+
+    async fn park(&self, _: &civicbus_core::ports::ParkedDelivery) -> Result<(), PortError> {
+        Err(PortError::unavailable("the fake store keeps no ordering"))
+    }
+
+    async fn next_parked(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<civicbus_core::ports::ParkedDelivery>, PortError> {
+        Ok(None)
+    }
+
+    async fn unpark(&self, _: &str) -> Result<(), PortError> {
+        Ok(())
+    }
+
+    async fn count_parked(&self, _: Option<&str>) -> Result<u64, PortError> {
+        Ok(0)
+    }
 }
 
 /// A readiness probe with a switch.
