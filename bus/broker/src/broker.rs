@@ -53,9 +53,9 @@ pub struct BrokerOptions {
     pub connection_name: String,
     /// Deliveries of one message a subscription queue allows (`x-delivery-limit`) before
     /// RabbitMQ dead-letters it as poison. Retries through the delay queues do not count:
-    /// each is a new message. Hand-backs while the store is down do count; with the
-    /// delivery worker's growing hold (up to 32 s) the default of 100 rides out a store
-    /// outage of about an hour before in-flight deliveries go to the dead-letter queue.
+    /// each is a new message. Hand-backs while the store is down count too, but the
+    /// delivery worker moves a message handed back 5 times in a row to the delay queues
+    /// (a new message), so a store outage of any length does not reach the limit.
     /// Default 100.
     pub delivery_limit: u32,
     /// How long the connection may stay down before the watchdog opens a fresh one

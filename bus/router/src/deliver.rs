@@ -43,6 +43,10 @@ use crate::consumer;
 use crate::endpoint::EndpointHealth;
 use crate::quarantine::{Reason, quarantine_and_ack};
 
+/// Consecutive hand-backs of one message (store or broker failing) after which it waits
+/// in the delay queues instead (see `DeliveryWorker::hand_back`).
+pub const HAND_BACKS_BEFORE_DELAY: u32 = 5;
+
 /// Delivers the messages of one subscription's queue.
 pub struct DeliveryWorker {
     subscription: Subscription,
@@ -175,23 +179,20 @@ impl DeliveryWorker {
                 if let Some(k) = &order
                     && let Err(e) = self.release_if_head(k, &key).await
                 {
-                    return consumer::requeue_after(
-                        &msg,
-                        &format!("cannot release the next delivery of its ordering key: {e}"),
-                        self.hold(),
-                    )
-                    .await;
+                    return self
+                        .hand_back(
+                            &msg,
+                            &format!("cannot release the next delivery of its ordering key: {e}"),
+                        )
+                        .await;
                 }
                 return consumer::ack(&msg).await;
             }
             Ok(false) => {}
             Err(e) => {
-                return consumer::requeue_after(
-                    &msg,
-                    &format!("store cannot check idempotency: {e}"),
-                    self.hold(),
-                )
-                .await;
+                return self
+                    .hand_back(&msg, &format!("store cannot check idempotency: {e}"))
+                    .await;
             }
         }
 
@@ -202,12 +203,9 @@ impl DeliveryWorker {
                 Ok(Some(turn)) => Some(turn),
                 Ok(None) => return,
                 Err(e) => {
-                    return consumer::requeue_after(
-                        &msg,
-                        &format!("store cannot order the delivery: {e}"),
-                        self.hold(),
-                    )
-                    .await;
+                    return self
+                        .hand_back(&msg, &format!("store cannot order the delivery: {e}"))
+                        .await;
                 }
             },
         };
@@ -252,12 +250,12 @@ impl DeliveryWorker {
                     .await;
             }
             Err(e) => {
-                return consumer::requeue_after(
-                    &msg,
-                    &format!("store cannot say whether the endpoint is enabled: {e}"),
-                    self.hold(),
-                )
-                .await;
+                return self
+                    .hand_back(
+                        &msg,
+                        &format!("store cannot say whether the endpoint is enabled: {e}"),
+                    )
+                    .await;
             }
         }
 
@@ -271,7 +269,7 @@ impl DeliveryWorker {
                 let delay = left.max(civicbus_core::retry::MIN_BACKOFF);
                 tracing::debug!(webhook_id = %key, subscription = %self.key, retry_in = ?delay, "endpoint circuit open; parking the delivery");
                 if let Err(e) = self.lead(turn.as_ref(), &key).await {
-                    return consumer::requeue_after(&msg, &e, self.hold()).await;
+                    return self.hand_back(&msg, &e).await;
                 }
                 let parked = self.same_attempt(&msg, attempt);
                 return self
@@ -321,12 +319,9 @@ impl DeliveryWorker {
         if let Err(e) = self.store.record_attempt(&record).await {
             // Without the record the attempt cannot be proven; deliver again later (the
             // subscriber deduplicates by webhook-id).
-            return consumer::requeue_after(
-                &msg,
-                &format!("store cannot record the attempt: {e}"),
-                self.hold(),
-            )
-            .await;
+            return self
+                .hand_back(&msg, &format!("store cannot record the attempt: {e}"))
+                .await;
         }
         let reason = match &outcome {
             SinkOutcome::Delivered { .. } => {
@@ -340,12 +335,12 @@ impl DeliveryWorker {
                     && let Err(e) = self.release(&t.key, &key).await
                 {
                     // Redelivered, it is seen as delivered and releases then.
-                    return consumer::requeue_after(
-                        &msg,
-                        &format!("cannot release the next delivery of its ordering key: {e}"),
-                        self.hold(),
-                    )
-                    .await;
+                    return self
+                        .hand_back(
+                            &msg,
+                            &format!("cannot release the next delivery of its ordering key: {e}"),
+                        )
+                        .await;
                 }
                 return consumer::ack(&msg).await;
             }
@@ -394,7 +389,7 @@ impl DeliveryWorker {
                     RetryDecision::RetryAfter(delay) => {
                         tracing::info!(webhook_id = %key, subscription = %self.key, attempt, retry_in = ?delay, reason = %reason, "delivery failed; will retry");
                         if let Err(e) = self.lead(turn.as_ref(), &key).await {
-                            return consumer::requeue_after(&msg, &e, self.hold()).await;
+                            return self.hand_back(&msg, &e).await;
                         }
                         let next = self.republish(
                             &msg,
@@ -483,23 +478,20 @@ impl DeliveryWorker {
             created_at: Utc::now(),
         };
         if let Err(e) = self.store.dead_letter(&record).await {
-            return consumer::requeue_after(
-                msg,
-                &format!("store cannot record the dead letter: {e}"),
-                self.hold(),
-            )
-            .await;
+            return self
+                .hand_back(msg, &format!("store cannot record the dead letter: {e}"))
+                .await;
         }
         // Settled for good: the next delivery of its ordering key may go.
         if let Some(t) = turn.filter(|t| t.head)
             && let Err(e) = self.release(&t.key, key).await
         {
-            return consumer::requeue_after(
-                msg,
-                &format!("cannot release the next delivery of its ordering key: {e}"),
-                self.hold(),
-            )
-            .await;
+            return self
+                .hand_back(
+                    msg,
+                    &format!("cannot release the next delivery of its ordering key: {e}"),
+                )
+                .await;
         }
         let dead = self.republish(msg, attempts, &failure, Some(reason));
         self.forward(
@@ -510,6 +502,34 @@ impl DeliveryWorker {
             dead,
         )
         .await;
+    }
+
+    /// Hand a message back because the store or broker is failing. Held for
+    /// [`Self::hold`] first, so an outage is not a hot loop. A message handed back
+    /// [`HAND_BACKS_BEFORE_DELAY`] times in a row is instead moved to the delay queues
+    /// for that long (attempt count unchanged) and acked: hand-backs count towards the
+    /// queue's delivery limit, and a long store outage must not turn healthy deliveries
+    /// into poison messages. If RabbitMQ refuses that too, it is handed back as usual.
+    async fn hand_back(&self, msg: &InboundMessage, why: &str) {
+        let hold = self.hold();
+        if msg.delivery_count.saturating_add(1) >= HAND_BACKS_BEFORE_DELAY {
+            let copy = outbound(msg, carried_headers(msg, &[]));
+            let to = Destination::Retry {
+                key: self.key.clone(),
+                delay: hold.max(civicbus_core::retry::MIN_BACKOFF),
+            };
+            match self.publisher.publish_confirmed(vec![(to, copy)]).await {
+                Ok(()) => {
+                    tracing::warn!(reason = why, subscription = %self.key, wait = ?hold, "moving the delivery to the delay queues while the store or broker is failing");
+                    return consumer::ack(msg).await;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot move the delivery to the delay queues either");
+                }
+            }
+            return consumer::requeue_after(msg, why, hold).await;
+        }
+        consumer::requeue_after(msg, why, hold).await
     }
 
     /// How long to hold a message before handing it back while the store or broker is
@@ -687,12 +707,8 @@ impl DeliveryWorker {
         match self.publisher.publish_confirmed(vec![(to, out)]).await {
             Ok(()) => consumer::ack(msg).await,
             Err(e) => {
-                consumer::requeue_after(
-                    msg,
-                    &format!("cannot move the delivery on: {e}"),
-                    self.hold(),
-                )
-                .await
+                self.hand_back(msg, &format!("cannot move the delivery on: {e}"))
+                    .await
             }
         }
     }

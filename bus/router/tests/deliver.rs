@@ -544,3 +544,42 @@ async fn a_dead_letter_the_store_cannot_take_is_handed_back() {
     assert!(f.publisher.published().is_empty(), "nothing moved on");
     assert_eq!(f.log.settled(), [REQUEUED]);
 }
+
+#[tokio::test]
+async fn a_delivery_handed_back_again_and_again_waits_in_the_delay_queues_instead() {
+    // The store is down: the first hand-backs go back to the queue (they count towards
+    // its delivery limit)…
+    let f = fixture(vec![]);
+    f.store.fail_next(StoreOp::IsDelivered, 2);
+    let mut msg = inbound_event(
+        &permit(),
+        &[(HEADER_SUBSCRIPTION, KEY), (HEADER_ATTEMPT, "2")],
+        &f.log,
+        "early",
+    );
+    msg.delivery_count = 1;
+    f.worker.handle(msg).await;
+    assert_eq!(f.log.settled(), [REQUEUED]);
+    assert_eq!(f.publisher.calls(), 0);
+
+    // …but one handed back HAND_BACKS_BEFORE_DELAY times moves to the delay queues with
+    // its attempt count unchanged and is acked, so a long outage never makes it poison.
+    let mut msg = inbound_event(
+        &permit(),
+        &[(HEADER_SUBSCRIPTION, KEY), (HEADER_ATTEMPT, "2")],
+        &f.log,
+        "late",
+    );
+    msg.delivery_count = civicbus_router::deliver::HAND_BACKS_BEFORE_DELAY - 1;
+    f.worker.handle(msg).await;
+    let published = f.publisher.published();
+    assert_eq!(published.len(), 1);
+    let (to, copy) = &published[0];
+    assert!(
+        matches!(to, Destination::Retry { key, delay } if key == KEY && *delay >= Duration::from_secs(1)),
+        "{to:?}"
+    );
+    assert_eq!(header(copy, HEADER_ATTEMPT), Some("2"));
+    assert_eq!(f.log.settled(), [REQUEUED, Settled::Ack]);
+    assert!(f.sink.sent().is_empty());
+}
