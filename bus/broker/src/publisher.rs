@@ -151,21 +151,48 @@ async fn checkout(shared: &Arc<Shared>) -> Result<Lease, PortError> {
         }
         dispose(channel);
     }
-    let channel = shared
-        .conn()
-        .create_channel()
-        .await
-        .map_err(|e| classify(&e, "opening a RabbitMQ publisher channel"))?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(|e| classify(&e, "enabling publisher confirms"))?;
+    let channel = open_confirm_channel(shared).await?;
     Ok(Lease {
         shared: shared.clone(),
         channel: Some(channel),
         clean: false,
         _permit: permit,
     })
+}
+
+/// Attempts at opening a publisher channel while the connection is up.
+const CHANNEL_OPEN_ATTEMPTS: u32 = 3;
+
+/// Open a channel in confirm mode. Right after RabbitMQ closed a channel (a publish it
+/// refused), lapin may reuse the channel id before RabbitMQ has finished closing it, and
+/// the open fails with `CHANNEL_ERROR - expected 'channel.open'`; while the connection
+/// is up such a failure is retried after a short pause.
+async fn open_confirm_channel(shared: &Arc<Shared>) -> Result<Channel, PortError> {
+    let mut attempt = 1;
+    loop {
+        let opened = async {
+            let channel = shared
+                .conn()
+                .create_channel()
+                .await
+                .map_err(|e| classify(&e, "opening a RabbitMQ publisher channel"))?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| classify(&e, "enabling publisher confirms"))?;
+            Ok::<_, PortError>(channel)
+        }
+        .await;
+        match opened {
+            Ok(channel) => return Ok(channel),
+            Err(e) if attempt < CHANNEL_OPEN_ATTEMPTS && shared.conn().status().connected() => {
+                tracing::debug!(error = %e, attempt, "opening a publisher channel failed; trying again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// One message ready to go on the wire.
