@@ -6,8 +6,8 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use civicbus_core::delivery::{HEADER_ATTEMPT, HEADER_OUTPUT_INDEX, HEADER_SUBSCRIPTION};
 use civicbus_core::ports::{AttemptStatus, Destination, InboundMessage, SinkOutcome};
@@ -15,30 +15,11 @@ use civicbus_core::{CloudEvent, RetryPolicy};
 use civicbus_router::circuit::BreakerState;
 use civicbus_router::{Clock, DeliveryWorker, HealthPolicy};
 use common::{
-    AckLog, MemoryStore, NO_BACKOFF, RecordingPublisher, ScriptedSink, Settled, header,
-    inbound_event, subscription, tenant_event,
+    AckLog, ManualClock, MemoryStore, NO_BACKOFF, RecordingPublisher, ScriptedSink, Settled,
+    header, inbound_event, subscription, tenant_event,
 };
 
 const KEY: &str = "dysart.records";
-
-#[derive(Debug)]
-struct ManualClock(Mutex<Instant>);
-
-impl ManualClock {
-    fn new() -> Arc<Self> {
-        Arc::new(ManualClock(Mutex::new(Instant::now())))
-    }
-    fn advance(&self, by: Duration) {
-        let mut t = self.0.lock().expect("clock lock");
-        *t += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        *self.0.lock().expect("clock lock")
-    }
-}
 
 struct Fixture {
     sink: Arc<ScriptedSink>,

@@ -7,8 +7,8 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use civicbus_core::delivery::{
@@ -21,28 +21,13 @@ use civicbus_core::ports::{
 };
 use civicbus_core::{CloudEvent, Data, RetryPolicy};
 use civicbus_router::endpoint::STATUS_REFRESH;
-use civicbus_router::{Clock, DeliveryWorker, ENDPOINT_DISABLED_TYPE, HealthPolicy};
+use civicbus_router::{DeliveryWorker, ENDPOINT_DISABLED_TYPE, HealthPolicy};
 use common::{
-    AckLog, MemoryStore, NO_BACKOFF, RecordingPublisher, ScriptedSink, Settled, StoreOp, decode,
-    header, inbound_event, subscription, tenant_event,
+    AckLog, ManualClock, MemoryStore, NO_BACKOFF, RecordingPublisher, ScriptedSink, Settled,
+    StoreOp, decode, header, inbound_event, subscription, tenant_event,
 };
 
 const KEY: &str = "dysart.records";
-
-#[derive(Debug)]
-struct ManualClock(Mutex<Instant>);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        *self.0.lock().expect("clock lock")
-    }
-}
-
-impl ManualClock {
-    fn advance(&self, by: Duration) {
-        *self.0.lock().expect("clock lock") += by;
-    }
-}
 
 struct Fixture {
     sink: Arc<ScriptedSink>,
@@ -62,7 +47,7 @@ fn fixture(outcomes: Vec<SinkOutcome>, disable_after: Duration) -> Fixture {
     let sink = ScriptedSink::new(outcomes);
     let publisher = RecordingPublisher::new();
     let store = MemoryStore::new();
-    let clock = Arc::new(ManualClock(Mutex::new(Instant::now())));
+    let clock = ManualClock::new();
     let worker = DeliveryWorker::new(
         sub,
         sink.clone(),

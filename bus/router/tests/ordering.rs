@@ -86,10 +86,6 @@ fn unavailable() -> SinkOutcome {
     }
 }
 
-fn ok() -> SinkOutcome {
-    SinkOutcome::Delivered { status: Some(200) }
-}
-
 fn webhook_id(id: &str) -> String {
     civicbus_core::delivery::idempotency_key(KEY, "/dysart/permitting", id, 0)
 }

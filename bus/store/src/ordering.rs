@@ -176,16 +176,8 @@ impl SqlStore {
 
 fn parked_from_row(row: &AnyRow) -> Result<ParkedDelivery, StoreError> {
     let r = RowReader::keyed(row, "parked_deliveries", &["idempotency_key"]);
-    let body: String = r.get("body_base64")?;
-    let body = base64::engine::general_purpose::STANDARD
-        .decode(body.as_bytes())
-        .map_err(|e| r.corrupt(format!("column body_base64 is not base64: {e}")))?;
-    let headers: String = r.get("headers")?;
-    let headers: Vec<(String, String)> = serde_json::from_str(&headers).map_err(|e| {
-        r.corrupt(format!(
-            "column headers is not a JSON array of [name, value] pairs: {e}"
-        ))
-    })?;
+    let body = r.base64("body_base64")?;
+    let headers = r.header_pairs("headers")?;
     let parked_at: DateTime<Utc> = r.time("parked_at")?;
     Ok(ParkedDelivery {
         subscription: r.get("subscription")?,

@@ -61,6 +61,24 @@ impl<'r> RowReader<'r> {
         }
     }
 
+    /// A base64 TEXT column decoded to bytes.
+    pub(crate) fn base64(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        let text: String = self.get(column)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| self.corrupt(format!("column {column} is not base64: {e}")))
+    }
+
+    /// A TEXT column holding message headers as a JSON array of `[name, value]` pairs.
+    pub(crate) fn header_pairs(&self, column: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let text: String = self.get(column)?;
+        serde_json::from_str(&text).map_err(|e| {
+            self.corrupt(format!(
+                "column {column} is not a JSON array of [name, value] pairs: {e}"
+            ))
+        })
+    }
+
     pub(crate) fn time(&self, column: &str) -> Result<DateTime<Utc>, StoreError> {
         let us: i64 = self.get(column)?;
         micros_to_time(us)
@@ -152,16 +170,8 @@ pub(crate) const QUARANTINE_COLUMNS: &str =
 
 pub(crate) fn quarantine_from_row(row: &AnyRow) -> Result<QuarantineRecord, StoreError> {
     let r = RowReader::keyed(row, "quarantine", &["id"]);
-    let body: String = r.get("body_base64")?;
-    let body = base64::engine::general_purpose::STANDARD
-        .decode(body.as_bytes())
-        .map_err(|e| r.corrupt(format!("column body_base64 is not base64: {e}")))?;
-    let headers: String = r.get("headers")?;
-    let headers: Vec<(String, String)> = serde_json::from_str(&headers).map_err(|e| {
-        r.corrupt(format!(
-            "column headers is not a JSON array of [name, value] pairs: {e}"
-        ))
-    })?;
+    let body = r.base64("body_base64")?;
+    let headers = r.header_pairs("headers")?;
     Ok(QuarantineRecord {
         id: r.get("id")?,
         tenant: r.get("tenant")?,

@@ -107,6 +107,32 @@ impl Publisher for RecordingPublisher {
 }
 
 // ---------------------------------------------------------------------------------------
+// Clock
+// ---------------------------------------------------------------------------------------
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<std::time::Instant>);
+
+impl ManualClock {
+    /// A clock at the current instant.
+    pub fn new() -> Arc<Self> {
+        Arc::new(ManualClock(Mutex::new(std::time::Instant::now())))
+    }
+
+    /// Move the clock forward.
+    pub fn advance(&self, by: Duration) {
+        *lock(&self.0) += by;
+    }
+}
+
+impl civicbus_router::Clock for ManualClock {
+    fn now(&self) -> std::time::Instant {
+        *lock(&self.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Store
 // ---------------------------------------------------------------------------------------
 
