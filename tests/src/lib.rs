@@ -357,8 +357,16 @@ impl Drop for TestBus {
     }
 }
 
-/// A BLDS permit event from `tenant`'s permitting system.
+/// A BLDS permit event from `tenant`'s permitting system, of type
+/// `ca.haliburton.permitting.permit.<action>`; its data is valid against the catalogue's
+/// schema of every permit event type (issued, closed, fee-assessed, …).
 pub fn permit_event(tenant: &str, id: &str, action: &str, permit: &str) -> Value {
+    let status = match action {
+        "closed" => "Permit Finaled",
+        "application-submitted" => "Application Accepted",
+        "fee-assessed" => "Fees/Payment",
+        _ => "Permit Issued",
+    };
     json!({
         "specversion": "1.0",
         "id": id,
@@ -369,9 +377,17 @@ pub fn permit_event(tenant: &str, id: &str, action: &str, permit: &str) -> Value
         "datacontenttype": "application/json",
         "data": {
             "PermitNum": permit,
-            "StatusCurrentMapped": "Permit Issued",
+            "Description": "Single-family dwelling, new construction",
+            "AppliedDate": "2026-10-02",
+            "IssuedDate": "2026-11-25",
+            "CompletedDate": "2026-11-25",
+            "StatusCurrentMapped": status,
+            "StatusDate": "2026-11-25",
+            "OriginalAddress1": "1043 Kennisis Lake Rd",
+            "OriginalCity": "Haliburton",
             "PermitTypeMapped": "Building",
             "Fee": "2150.00",
+            "FeeAssessedDate": "2026-11-20",
             "PIN": "4624010001023000000"
         }
     })
@@ -389,7 +405,11 @@ pub fn address_event(id: &str, arn: &str) -> Value {
         "data": {
             "type": "Feature",
             "geometry": { "type": "Point", "coordinates": [-78.6339, 44.9551] },
-            "properties": { "civicNumber": "7", "street": "Bobcaygeon Rd", "arn": arn }
+            "id": format!("ADR-{id}"),
+            "properties": {
+                "civicNumber": 7, "street": "Bobcaygeon Rd", "municipality": "minden-hills",
+                "postalCode": "K0M 2K0", "arn": arn, "status": "active"
+            }
         }
     })
 }

@@ -34,7 +34,8 @@ async fn publish_command_sends_events_to_a_running_bus() {
                 "--subject",
                 "BP-7",
             ])
-            .args(["--data", r#"{"PermitNum":"BP-7"}"#, "--mode", mode])
+            .args(["--mode", mode, "--data"])
+            .arg(permit_event("dysart", id, "issued", "BP-7")["data"].to_string())
             .env("CIVICBUS_TOKEN", &token)
             .output()
             .expect("run publish");

@@ -125,7 +125,10 @@ async fn http_to_webhooks(backend: Backend) {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         )
         .header("content-type", "application/json")
-        .body(r#"{"PermitNum":"BP-2026-0160"}"#)
+        .body(
+            permit_event("dysart", "d-3", "application-submitted", "BP-2026-0160")["data"]
+                .to_string(),
+        )
         .send()
         .await
         .expect("binary post");
@@ -352,7 +355,9 @@ async fn amqp_to_amqp(backend: Backend) {
     .await
     .expect("system connects as its own user");
     let binary = civicbus_core::ports::OutboundMessage {
-        body: bytes::Bytes::from_static(br#"{"PermitNum":"BP-2026-0200"}"#),
+        body: bytes::Bytes::from(
+            permit_event("dysart", "amqp-1", "issued", "BP-2026-0200")["data"].to_string(),
+        ),
         content_type: "application/json".into(),
         headers: vec![
             ("ce_specversion".into(), "1.0".into()),

@@ -103,7 +103,88 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// Whether an event of type `ty` passes this filter, judging by `type` alone:
+    /// `Some(true)` or `Some(false)` when the type decides, `None` when other attributes
+    /// do.
+    pub fn on_type(&self, ty: &str) -> Option<bool> {
+        let leaf = |m: &BTreeMap<String, String>, test: &dyn Fn(&str) -> bool| match m.get("type") {
+            Some(v) if !test(v) => Some(false),
+            Some(_) if m.len() == 1 => Some(true),
+            _ => None,
+        };
+        match self {
+            Filter::Exact(m) => leaf(m, &|v| ty == v),
+            Filter::Prefix(m) => leaf(m, &|v| ty.starts_with(v)),
+            Filter::Suffix(m) => leaf(m, &|v| ty.ends_with(v)),
+            Filter::All(fs) => {
+                let results: Vec<Option<bool>> = fs.iter().map(|f| f.on_type(ty)).collect();
+                if results.contains(&Some(false)) {
+                    Some(false)
+                } else if results.iter().all(|r| *r == Some(true)) {
+                    Some(true)
+                } else {
+                    None
+                }
+            }
+            Filter::Any(fs) => {
+                let results: Vec<Option<bool>> = fs.iter().map(|f| f.on_type(ty)).collect();
+                if results.contains(&Some(true)) {
+                    Some(true)
+                } else if results.iter().all(|r| *r == Some(false)) {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+            Filter::Not(f) => f.on_type(ty).map(|b| !b),
+        }
+    }
+}
+
+/// Whether some event of type `ty` could pass every filter of `filters` (the type rules
+/// none of them out).
+pub fn may_match_type(filters: &[Filter], ty: &str) -> bool {
+    filters.iter().all(|f| f.on_type(ty) != Some(false))
+}
+
 /// Whether `event` passes every filter of `filters` (an empty list matches every event).
 pub fn matches_all(filters: &[Filter], event: &CloudEvent) -> bool {
     filters.iter().all(|f| f.matches(event))
+}
+
+#[cfg(test)]
+mod type_tests {
+    use super::*;
+
+    fn map(k: &str, v: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([(k.to_string(), v.to_string())])
+    }
+
+    #[test]
+    fn the_type_alone_decides_what_it_can() {
+        let ty = "ca.haliburton.permitting.permit.issued";
+        let permits = Filter::Prefix(map("type", "ca.haliburton.permitting."));
+        let gis = Filter::Prefix(map("type", "ca.haliburton.gis."));
+        let dysart = Filter::Exact(map("source", "/dysart/permitting"));
+        assert_eq!(permits.on_type(ty), Some(true));
+        assert_eq!(gis.on_type(ty), Some(false));
+        assert_eq!(dysart.on_type(ty), None);
+        assert!(may_match_type(&[permits.clone(), dysart.clone()], ty));
+        assert!(!may_match_type(&[gis.clone(), dysart.clone()], ty));
+        assert!(may_match_type(&[], ty));
+        assert!(!may_match_type(
+            &[Filter::Not(Box::new(permits.clone()))],
+            ty
+        ));
+        assert!(may_match_type(
+            &[Filter::Any(vec![
+                gis.clone(),
+                Filter::Suffix(map("type", ".issued"))
+            ])],
+            ty
+        ));
+        assert!(!may_match_type(&[Filter::All(vec![permits, gis])], ty));
+        assert!(may_match_type(&[Filter::Not(Box::new(dysart))], ty));
+    }
 }

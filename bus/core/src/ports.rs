@@ -689,6 +689,71 @@ pub trait EventStore: Send + Sync + 'static {
 }
 
 // ---------------------------------------------------------------------------------------
+// Schemas
+// ---------------------------------------------------------------------------------------
+
+/// One way an event's `data` fails its schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaViolation {
+    /// JSON pointer into `data` of the value at fault (`""` for the whole of it).
+    pub pointer: String,
+    /// The schema keyword that failed (`required`, `pattern`, `type`, …).
+    pub keyword: String,
+    /// JSON pointer into the schema of that keyword.
+    pub schema_path: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+/// Why an event's data was refused by the schema registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemaRejectionKind {
+    /// The data does not validate against the event type's schema.
+    Invalid,
+    /// No schema is known for the event's type (and the tenant's policy is `reject`).
+    UnknownType,
+    /// The event names a `dataschema` the registry does not hold, or one of another type.
+    UnknownSchema,
+}
+
+/// An event refused by the schema registry, with everything the producer needs to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaRejection {
+    /// Why.
+    pub kind: SchemaRejectionKind,
+    /// The schema's `$id`, when one was found.
+    pub schema: Option<String>,
+    /// A one-line summary that says how to fix it.
+    pub message: String,
+    /// Every violation, for [`SchemaRejectionKind::Invalid`].
+    pub violations: Vec<SchemaViolation>,
+}
+
+impl std::fmt::Display for SchemaRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        for v in &self.violations {
+            let at = if v.pointer.is_empty() {
+                "/"
+            } else {
+                &v.pointer
+            };
+            write!(f, "; {at}: {} ({})", v.message, v.keyword)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks an event's `data` against the schema of its type (or its `dataschema`). The
+/// implementation holds the compiled catalogue and each tenant's policy for types it does
+/// not know.
+pub trait DataValidator: Send + Sync + 'static {
+    /// `Ok` if `event`, published by `tenant`, may go on.
+    fn check(&self, tenant: &str, event: &CloudEvent) -> Result<(), SchemaRejection>;
+}
+
+// ---------------------------------------------------------------------------------------
 // Sinks
 // ---------------------------------------------------------------------------------------
 

@@ -8,7 +8,10 @@ use civicbus_core::binding::ParseLimits;
 use civicbus_core::delivery::{HEADER_ACTOR, HEADER_RECEIVED_AT, HEADER_TRACEPARENT};
 use civicbus_core::envelope::{ExtensionValue, TENANT_EXTENSION};
 use civicbus_core::error::{EnvelopeError, EnvelopeErrorKind};
-use civicbus_core::ports::{Destination, OutboundMessage, PortError, PortErrorKind, Publisher};
+use civicbus_core::ports::{
+    DataValidator, Destination, OutboundMessage, PortError, PortErrorKind, Publisher,
+    SchemaRejection,
+};
 use civicbus_core::tenant::check_claimed_tenant;
 use civicbus_core::{CloudEvent, wire};
 
@@ -66,6 +69,15 @@ pub enum IngestError {
     /// RabbitMQ refused the publish.
     #[error("{0}")]
     Rejected(PortError),
+    /// An event's data does not match its schema, or its type has none and the tenant's
+    /// policy refuses unknown types.
+    #[error("{}{rejection}", field_prefix(.field))]
+    Schema {
+        /// Which event (`[i]` in a batch, empty for one event).
+        field: String,
+        /// Why, with every violation.
+        rejection: SchemaRejection,
+    },
 }
 
 fn field_prefix(field: &str) -> String {
@@ -89,12 +101,24 @@ impl From<PortError> for IngestError {
 pub struct Ingest {
     publisher: Arc<dyn Publisher>,
     limits: IngestLimits,
+    validator: Option<Arc<dyn DataValidator>>,
 }
 
 impl Ingest {
     /// An ingest stage publishing through `publisher`.
     pub fn new(publisher: Arc<dyn Publisher>, limits: IngestLimits) -> Self {
-        Ingest { publisher, limits }
+        Ingest {
+            publisher,
+            limits,
+            validator: None,
+        }
+    }
+
+    /// Check every event's data with `validator` (the schema registry) before it is
+    /// accepted.
+    pub fn with_validator(mut self, validator: Arc<dyn DataValidator>) -> Self {
+        self.validator = Some(validator);
+        self
     }
 
     /// The limits in force.
@@ -132,6 +156,18 @@ impl Ingest {
             check_claimed_tenant(claimed.as_deref(), who.tenant)
                 .map_err(|e| IngestError::Invalid(at(e)))?;
             ev.set_tenant(who.tenant);
+            if let Some(v) = &self.validator
+                && let Err(rejection) = v.check(who.tenant, &ev)
+            {
+                return Err(IngestError::Schema {
+                    field: if batch {
+                        format!("[{i}]")
+                    } else {
+                        String::new()
+                    },
+                    rejection,
+                });
+            }
             match ev.extensions.get(TRACEPARENT_EXTENSION) {
                 Some(ExtensionValue::String(tp)) if valid_traceparent(tp) => {}
                 Some(_) => {

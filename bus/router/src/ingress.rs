@@ -81,6 +81,20 @@ impl IngressWorker {
                 self.quarantine(&msg, Some(&tenant), e.kind.slug(), &e.field, &e.message)
                     .await
             }
+            Err(IngestError::Schema { rejection, .. }) => {
+                let kind = match rejection.kind {
+                    civicbus_core::ports::SchemaRejectionKind::Invalid => "schema-violation",
+                    civicbus_core::ports::SchemaRejectionKind::UnknownType => "unknown-type",
+                    civicbus_core::ports::SchemaRejectionKind::UnknownSchema => "unknown-schema",
+                };
+                let field = rejection
+                    .violations
+                    .first()
+                    .map(|v| format!("data{}", v.pointer))
+                    .unwrap_or_else(|| "type".into());
+                self.quarantine(&msg, Some(&tenant), kind, &field, &rejection.to_string())
+                    .await
+            }
             Err(e @ IngestError::TooLarge { .. }) => {
                 self.quarantine(&msg, Some(&tenant), "too-large", "", &e.to_string())
                     .await

@@ -117,19 +117,43 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
         max_json_depth: config.limits.max_json_depth,
         max_batch_events: config.limits.max_batch_events,
     };
-    let ingest = Arc::new(Ingest::new(
+    let mut ingest = Ingest::new(
         publisher.clone(),
         IngestLimits {
             parse,
             max_event_bytes: config.limits.max_event_bytes,
         },
-    ));
+    );
+    let enforcer = crate::schemas::enforcer(config).map_err(|e| {
+        anyhow::anyhow!(
+            "the schema catalogue has errors (fix them, or check with `civicbus config check`):\n  {}",
+            e.0.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )
+    })?;
+    if let Some(enforcer) = &enforcer {
+        tracing::info!(
+            schemas = enforcer.registry().current().len(),
+            "schema catalogue loaded; event data is validated at ingest"
+        );
+        ingest = ingest.with_validator(enforcer.clone());
+    }
+    let ingest = Arc::new(ingest);
     let table = Arc::new(RoutingTable::new(
         resolved.subscriptions.clone(),
         resolved.shares.clone(),
     ));
     let shutdown = CancellationToken::new();
     let mut workers = Vec::new();
+    if let Some(enforcer) = &enforcer {
+        workers.push(crate::schemas::spawn_reloader(
+            enforcer.registry().clone(),
+            config.schemas.watch_interval,
+            shutdown.clone(),
+        ));
+    }
 
     // Router.
     let route = Arc::new(RouteWorker::new(

@@ -427,3 +427,267 @@ pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
         line(row.iter().map(String::as_str).collect());
     }
 }
+
+/// Print an error and exit 1, or exit 0.
+pub fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where a schema command finds the catalogue.
+#[derive(Debug, Args)]
+pub struct CatalogueArgs {
+    /// Configuration file: its `[schemas]` (and subscriptions, for `list`). Without it,
+    /// the catalogue shipped with civicbus plus `--dir`s.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// More catalogue directories.
+    #[arg(long = "dir")]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// `civicbus schema list`.
+#[derive(Debug, Args)]
+pub struct SchemaListArgs {
+    #[command(flatten)]
+    /// Where the catalogue is.
+    pub catalogue: CatalogueArgs,
+}
+
+/// `civicbus schema validate`.
+#[derive(Debug, Args)]
+pub struct SchemaValidateArgs {
+    #[command(flatten)]
+    /// Where the catalogue is.
+    pub catalogue: CatalogueArgs,
+    /// The event type (not needed for a whole CloudEvent).
+    #[arg(long = "type")]
+    pub ty: Option<String>,
+    /// The `dataschema` URI to validate against (default: the type's latest version).
+    #[arg(long)]
+    pub dataschema: Option<String>,
+    /// JSON file: the `data`, or a structured-mode CloudEvent.
+    pub file: PathBuf,
+}
+
+/// The configuration (if named) and the catalogue it describes.
+fn load_catalogue(
+    args: &CatalogueArgs,
+) -> anyhow::Result<(Option<config::Config>, civicbus_schemas::Catalogue)> {
+    let cfg = match &args.config {
+        None => None,
+        Some(path) => {
+            let loaded = config::load_file(path, &process_env());
+            match (loaded.has_errors(), loaded.config) {
+                (false, Some(c)) => Some(c),
+                _ => anyhow::bail!(
+                    "{} has errors; see `civicbus config check {}`",
+                    path.display(),
+                    path.display()
+                ),
+            }
+        }
+    };
+    let (builtin, mut dirs) = match &cfg {
+        Some(c) => (c.schemas.builtin, c.schemas.dirs.clone()),
+        None => (true, Vec::new()),
+    };
+    dirs.extend(args.dirs.iter().cloned());
+    let catalogue = civicbus_schemas::Catalogue::load_with(builtin, &dirs).map_err(|e| {
+        anyhow::anyhow!(
+            "the schema catalogue has errors:\n  {}",
+            e.0.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )
+    })?;
+    Ok((cfg, catalogue))
+}
+
+/// `civicbus schema list`: a plain table of types, versions, titles and subscribers.
+pub fn schema_list(args: &SchemaListArgs) -> anyhow::Result<()> {
+    let (cfg, catalogue) = load_catalogue(&args.catalogue)?;
+    let rows: Vec<[String; 4]> = catalogue
+        .schemas()
+        .map(|s| {
+            let users = match &cfg {
+                None => "-".to_string(),
+                Some(c) => {
+                    let keys: Vec<String> = c
+                        .subscriptions
+                        .iter()
+                        .filter(|sub| civicbus_core::filter::may_match_type(&sub.filters, &s.ty))
+                        .map(|sub| format!("{}.{}", sub.tenant, sub.id))
+                        .collect();
+                    if keys.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
+                }
+            };
+            [
+                s.ty.clone(),
+                format!("v{}", s.version),
+                s.title.clone(),
+                users,
+            ]
+        })
+        .collect();
+    print_table(&["TYPE", "VERSION", "TITLE", "SUBSCRIPTIONS"], &rows);
+    println!();
+    println!(
+        "{} event schemas; `$id` https://civicbus.haliburton.ca/schemas/<type>/v<version> is the `dataschema` to name a version",
+        catalogue.len()
+    );
+    Ok(())
+}
+
+/// `civicbus schema validate`: exit 0 if valid, 1 with every violation if not.
+pub fn schema_validate(args: &SchemaValidateArgs) -> ExitCode {
+    let run = || -> anyhow::Result<bool> {
+        let (_, catalogue) = load_catalogue(&args.catalogue)?;
+        let text = std::fs::read_to_string(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
+        let doc: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", args.file.display()))?;
+        // A whole structured CloudEvent carries its type, dataschema and data.
+        let is_event = doc.get("specversion").is_some() && doc.get("type").is_some();
+        let ty = match (&args.ty, is_event) {
+            (Some(t), _) => t.clone(),
+            (None, true) => doc["type"].as_str().unwrap_or_default().to_string(),
+            (None, false) => anyhow::bail!(
+                "{} holds only data: name its type with --type",
+                args.file.display()
+            ),
+        };
+        let dataschema = args.dataschema.clone().or_else(|| {
+            is_event
+                .then(|| {
+                    doc.get("dataschema")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .flatten()
+        });
+        let data = if is_event {
+            doc.get("data").cloned().unwrap_or(Value::Null)
+        } else {
+            doc
+        };
+        let schema = match catalogue.lookup(&ty, dataschema.as_deref()) {
+            civicbus_schemas::Lookup::Found(s) => s,
+            civicbus_schemas::Lookup::UnknownType { closest } => anyhow::bail!(
+                "no schema for type `{ty}`{}",
+                if closest.is_empty() {
+                    String::new()
+                } else {
+                    format!("; did you mean {}?", closest.join(", "))
+                }
+            ),
+            civicbus_schemas::Lookup::UnknownSchema { uri, known } => anyhow::bail!(
+                "`dataschema` {uri} is not in the catalogue (known for `{ty}`: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+            civicbus_schemas::Lookup::OtherType { schema } => anyhow::bail!(
+                "`dataschema` {} is the schema of `{}`, not `{ty}`",
+                schema.id,
+                schema.ty
+            ),
+        };
+        let violations = schema.violations(&data);
+        if violations.is_empty() {
+            println!("{}: valid against {}", args.file.display(), schema.id);
+            return Ok(true);
+        }
+        println!(
+            "{}: {} violation(s) of {}",
+            args.file.display(),
+            violations.len(),
+            schema.id
+        );
+        for v in violations {
+            let at = if v.pointer.is_empty() {
+                "/"
+            } else {
+                v.pointer.as_str()
+            };
+            println!("  {at}: {} ({})", v.message, v.keyword);
+        }
+        Ok(false)
+    };
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `civicbus schema check OLD NEW`.
+#[derive(Debug, Args)]
+pub struct SchemaCheckArgs {
+    /// Where shared documents referenced by the schemas are found.
+    #[command(flatten)]
+    pub catalogue: CatalogueArgs,
+    /// The version subscribers were built against.
+    pub old: PathBuf,
+    /// The proposed version.
+    pub new: PathBuf,
+}
+
+/// `civicbus schema check OLD NEW`: one line per change; exit 1 if any breaks
+/// subscribers, 2 if the files cannot be read.
+pub fn schema_check(args: &SchemaCheckArgs) -> ExitCode {
+    let run = || -> anyhow::Result<bool> {
+        let read = |p: &Path| -> anyhow::Result<Value> {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))
+        };
+        let old = read(&args.old)?;
+        let new = read(&args.new)?;
+        let (_, catalogue) = load_catalogue(&args.catalogue)?;
+        let resolve = |uri: &str| catalogue.document(uri).cloned();
+        let changes = civicbus_schemas::compat::check(&old, &new, &resolve);
+        for c in &changes {
+            println!("{c}");
+        }
+        let breaking = civicbus_schemas::compat::is_breaking(&changes);
+        let n = changes.iter().filter(|c| c.breaking).count();
+        if breaking {
+            println!(
+                "{}: {n} breaking change(s) for subscribers; publish it as a new major version (v<N+1>) instead",
+                args.new.display()
+            );
+        } else {
+            println!(
+                "{}: compatible with {} ({} note(s))",
+                args.new.display(),
+                args.old.display(),
+                changes.len()
+            );
+        }
+        Ok(!breaking)
+    };
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use civicbus_core::subscription::{
@@ -25,7 +25,8 @@ use serde_path_to_error::Segment;
 pub const ENV_PREFIX: &str = "CIVICBUS_";
 
 /// Sections whose scalar keys may be overridden by `CIVICBUS_<SECTION>_<KEY>`.
-pub const OVERRIDABLE_SECTIONS: [&str; 5] = ["api", "broker", "store", "limits", "delivery"];
+pub const OVERRIDABLE_SECTIONS: [&str; 6] =
+    ["api", "broker", "store", "limits", "delivery", "schemas"];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,12 +47,55 @@ pub struct Config {
     /// Delivery defaults.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// The schema catalogue and its enforcement.
+    #[serde(default)]
+    pub schemas: SchemasConfig,
     /// Tenants (municipalities).
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
     /// Subscriptions.
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
+}
+
+/// `[schemas]`: the JSON Schema catalogue every event's data is checked against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemasConfig {
+    /// Check events against the catalogue at all.
+    pub enabled: bool,
+    /// Load the catalogue shipped with civicbus.
+    pub builtin: bool,
+    /// More catalogue directories (every `*.json` below them, except `examples/`).
+    pub dirs: Vec<PathBuf>,
+    /// What to do with events of types the catalogue does not know.
+    pub unknown_types: UnknownTypes,
+    /// How often to look for changed catalogue files (`0s` = only on SIGHUP).
+    #[serde(with = "humantime_serde")]
+    pub watch_interval: Duration,
+}
+
+impl Default for SchemasConfig {
+    fn default() -> Self {
+        SchemasConfig {
+            enabled: true,
+            builtin: true,
+            dirs: Vec::new(),
+            unknown_types: UnknownTypes::Reject,
+            watch_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `unknown_types`: events of types without a schema.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownTypes {
+    /// Refuse them (422 on HTTP, quarantine on AMQP), naming the closest known types.
+    #[default]
+    Reject,
+    /// Accept them without validation.
+    AcceptUnvalidated,
 }
 
 /// `[api]`: the HTTP API.
@@ -327,6 +371,10 @@ pub struct TenantConfig {
     /// Event types this tenant shares with others.
     #[serde(default)]
     pub shares: Vec<ShareConfig>,
+    /// What to do with this tenant's events of types the catalogue does not know
+    /// (default `schemas.unknown_types`).
+    #[serde(default)]
+    pub unknown_types: Option<UnknownTypes>,
 }
 
 /// `[[tenants.tokens]]`: one API token, by hash or from the environment.
@@ -537,6 +585,7 @@ pub fn load_str(text: &str, env: &BTreeMap<String, String>) -> Loaded {
             "store" => reader.section(value, &key, &mut config.store),
             "limits" => reader.section(value, &key, &mut config.limits),
             "delivery" => reader.section(value, &key, &mut config.delivery),
+            "schemas" => reader.section(value, &key, &mut config.schemas),
             "tenants" => {
                 index.declared_tenants = declared_ids(&value);
                 reader.array(value, &key, &mut config.tenants, &mut index.tenants);
@@ -551,7 +600,7 @@ pub fn load_str(text: &str, env: &BTreeMap<String, String>) -> Loaded {
                 reader.failed = true;
                 reader.problems.push(problem(
                     other,
-                    "unknown section; expected one of api, broker, store, limits, delivery, tenants, subscriptions",
+                    "unknown section; expected one of api, broker, store, limits, delivery, schemas, tenants, subscriptions",
                 ));
             }
         }
@@ -1259,6 +1308,7 @@ impl TenantConfig {
                 env: None,
             }],
             shares: vec![],
+            unknown_types: None,
         };
         (tenant, token)
     }

@@ -366,18 +366,18 @@ fn demo_events() -> Vec<(&'static str, Value)> {
     let now = chrono::Utc::now();
     let t = |mins: i64| (now - chrono::Duration::minutes(mins)).to_rfc3339();
     let permit = |num: &str, status: &str, mapped: &str, fee: &str, address: &str, arn: &str| {
-        json!({
+        let mut data = json!({
             "PermitNum": num,
             "Description": "Single detached dwelling with attached garage",
             "AppliedDate": "2026-10-02",
-            "IssuedDate": if status == "Issued" { Value::String(now.date_naive().to_string()) } else { Value::Null },
+            "FeeAssessedDate": "2026-11-20",
             "StatusCurrent": status,
             "StatusCurrentMapped": mapped,
             "OriginalAddress1": address,
             "OriginalCity": "Haliburton",
             "OriginalState": "ON",
             "OriginalZip": "K0M 1S0",
-            "Jurisdiction": "Dysart et al",
+            "Jurisdiction": if num.starts_with("HE-") { "highlands-east" } else { "dysart" },
             "PermitType": "Building - Residential",
             "PermitTypeMapped": "Building",
             "PermitClassMapped": "Residential",
@@ -389,7 +389,11 @@ fn demo_events() -> Vec<(&'static str, Value)> {
             "PIN": arn,
             "Latitude": 45.0497,
             "Longitude": -78.5089
-        })
+        });
+        if status == "Issued" {
+            data["IssuedDate"] = Value::String(now.date_naive().to_string());
+        }
+        data
     };
     let ce = |id: &str, source: &str, ty: &str, subject: &str, data: Value, mins: i64| {
         json!({
@@ -506,12 +510,39 @@ fn demo_events() -> Vec<(&'static str, Value)> {
                     "id": "addr-55102",
                     "geometry": { "type": "Point", "coordinates": [-78.6339, 44.9551] },
                     "properties": {
-                        "civicNumber": "7", "street": "Bobcaygeon Rd", "unit": null,
-                        "municipality": "Minden Hills", "postalCode": "K0M 2K0",
-                        "arn": "4616020003007000000", "status": "Active"
+                        "civicNumber": 7, "street": "Bobcaygeon Rd",
+                        "municipality": "minden-hills", "community": "Minden",
+                        "postalCode": "K0M 2K0",
+                        "arn": "4616020003007000000", "status": "active"
                     }
                 }),
                 3,
+            ),
+        ),
+        // Data that breaks its schema: the fee as a number (money is a decimal string)
+        // and a land-registry PIN where BLDS's PIN holds the roll number. Refused with
+        // 422, every violation listed.
+        (
+            "dysart",
+            ce(
+                "dys-bad-2",
+                "/dysart/permitting",
+                "ca.haliburton.permitting.permit.issued",
+                "BP-2026-0198",
+                {
+                    let mut d = permit(
+                        "BP-2026-0198",
+                        "Issued",
+                        "Permit Issued",
+                        "0.00",
+                        "3 Dysart Ave",
+                        "4624010009001000000",
+                    );
+                    d["Fee"] = json!(2150);
+                    d["PIN"] = json!("39112-0345");
+                    d
+                },
+                2,
             ),
         ),
         // A malformed event: no `source`. The bus refuses it with a problem+json naming the field.
@@ -532,4 +563,28 @@ fn table_row(cells: &[(&str, usize)]) {
         .map(|(text, width)| format!("{text:<width$}"))
         .collect();
     println!("{}", line.join(" ").trim_end());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use civicbus_schemas::{Catalogue, Lookup};
+
+    #[test]
+    fn demo_events_match_the_catalogue_except_the_bad_ones() {
+        let catalogue = Catalogue::load_with(true, &[]).expect("catalogue");
+        for (_, ev) in demo_events() {
+            let id = ev["id"].as_str().unwrap_or_default().to_string();
+            let ty = ev["type"].as_str().unwrap_or_default();
+            let Lookup::Found(schema) = catalogue.lookup(ty, None) else {
+                panic!("{id}: no schema for {ty}")
+            };
+            let violations = schema.violations(&ev["data"]);
+            if id.starts_with("dys-bad-2") {
+                assert_eq!(violations.len(), 2, "{violations:?}");
+            } else if !id.starts_with("dys-bad") {
+                assert!(violations.is_empty(), "{id}: {violations:?}");
+            }
+        }
+    }
 }

@@ -60,11 +60,28 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The schema catalogue: list, validate data, check compatibility, AsyncAPI.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
     /// Subscriber endpoints: which are failing or disabled, and enabling them again.
     Endpoints {
         #[command(subcommand)]
         command: EndpointsCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemaCommand {
+    /// List every event type and version in the catalogue, and which subscriptions use it.
+    List(cli::SchemaListArgs),
+    /// Validate a file holding an event's `data` (or a whole structured CloudEvent)
+    /// against the catalogue, listing every violation.
+    Validate(cli::SchemaValidateArgs),
+    /// Compare two versions of a schema and list what would break subscribers (exit 1
+    /// if anything does).
+    Check(cli::SchemaCheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +150,11 @@ pub fn main_entry() -> ExitCode {
             telemetry::init(json, "warn");
             cli::block_on(crate::demo::run(broker_url, keep))
         }
+        Command::Schema { command } => match command {
+            SchemaCommand::List(args) => cli::exit(cli::schema_list(&args)),
+            SchemaCommand::Validate(args) => cli::schema_validate(&args),
+            SchemaCommand::Check(args) => cli::schema_check(&args),
+        },
         Command::Endpoints { command } => {
             telemetry::init(json, "warn");
             match command {

@@ -8,5 +8,6 @@ pub mod config;
 pub mod demo;
 pub mod entry;
 pub mod http;
+pub mod schemas;
 pub mod sim;
 pub mod telemetry;

@@ -263,6 +263,10 @@ fn help_works_for_every_command() {
         &["endpoints"],
         &["endpoints", "list"],
         &["endpoints", "enable"],
+        &["schema"],
+        &["schema", "list"],
+        &["schema", "validate"],
+        &["schema", "check"],
     ] {
         let mut with_help = args.to_vec();
         with_help.push("--help");
@@ -395,4 +399,91 @@ fn endpoints_list_and_enable_on_the_store_of_the_configuration() {
         );
         store.close().await;
     });
+}
+
+#[test]
+fn schema_list_validate_and_check() {
+    // The shipped catalogue, with the subscriptions of the example configuration.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "civicbus.toml", EXAMPLE);
+    let o = civicbus(&["schema", "list", "--config", &file], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("TYPE"), "{out}");
+    let issued = out
+        .lines()
+        .find(|l| l.starts_with("ca.haliburton.permitting.permit.issued "))
+        .expect("permit.issued listed");
+    assert!(
+        issued.contains("v1") && issued.contains("dysart.records-permits"),
+        "{issued}"
+    );
+    assert!(
+        out.contains("ca.haliburton.finance.journal.posted"),
+        "{out}"
+    );
+
+    // Validate: a whole event, and bare data with --type.
+    let good = write(
+        dir.path(),
+        "good.json",
+        r#"{"PermitNum":"BP-1","Fee":"12.00","FeeAssessedDate":"2026-11-20"}"#,
+    );
+    let o = civicbus(
+        &[
+            "schema",
+            "validate",
+            "--type",
+            "ca.haliburton.permitting.permit.fee-assessed",
+            &good,
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        r#"{"specversion":"1.0","id":"1","source":"/x","type":"ca.haliburton.permitting.permit.fee-assessed","data":{"Fee":12}}"#,
+    );
+    let o = civicbus(&["schema", "validate", &bad], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("/Fee:") && out.contains("(type)"), "{out}");
+    assert!(out.contains("(required)"), "{out}");
+    let o = civicbus(
+        &["schema", "validate", "--type", "ca.haliburton.nope", &good],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+
+    // Check: a compatible and a breaking change.
+    let old = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../schemas/permitting/ca.haliburton.permitting.permit.fee-assessed.v1.json"),
+    )
+    .expect("schema");
+    let old_file = write(dir.path(), "old.json", &old);
+    let mut doc: serde_json::Value = serde_json::from_str(&old).expect("json");
+    doc["properties"]["Remarks"] =
+        serde_json::json!({ "title": "Remarks", "description": "Free text.", "type": "string" });
+    let added = write(dir.path(), "added.json", &doc.to_string());
+    let o = civicbus(&["schema", "check", &old_file, &added], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("note /properties/Remarks"),
+        "{}",
+        stdout(&o)
+    );
+    doc["required"]
+        .as_array_mut()
+        .expect("required")
+        .push("Remarks".into());
+    let breaking = write(dir.path(), "breaking.json", &doc.to_string());
+    let o = civicbus(&["schema", "check", &old_file, &breaking], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("BREAKING /properties/Remarks"),
+        "{}",
+        stdout(&o)
+    );
 }

@@ -292,6 +292,7 @@ async fn ingest_request(st: &ApiState, headers: &HeaderMap, body: Body) -> Resul
     match submitted {
         Ok(Ok(n)) => Ok(n),
         Ok(Err(IngestError::Invalid(e))) => Err(envelope_problem(&e)),
+        Ok(Err(IngestError::Schema { field, rejection })) => Err(schema_problem(&field, &rejection)),
         Ok(Err(IngestError::TooLarge { field, size, limit })) => {
             let what = if field.is_empty() {
                 "the event".to_string()
@@ -485,4 +486,51 @@ async fn show_event(
     let mut body = event_json(&event);
     body["attempts"] = Value::Array(attempts);
     axum::Json(body).into_response()
+}
+
+/// 422 for an event refused by the schema registry: one `errors[]` entry per violation,
+/// with the JSON pointer into `data`, the schema keyword and what is wrong.
+fn schema_problem(field: &str, rejection: &civicbus_core::ports::SchemaRejection) -> Problem {
+    use civicbus_core::ports::SchemaRejectionKind;
+    let (slug, title) = match rejection.kind {
+        SchemaRejectionKind::Invalid => {
+            ("schema-violation", "Event data does not match its schema")
+        }
+        SchemaRejectionKind::UnknownType => ("unknown-event-type", "No schema for the event type"),
+        SchemaRejectionKind::UnknownSchema => ("unknown-dataschema", "Unknown dataschema"),
+    };
+    let prefix = if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}.")
+    };
+    let mut problem = Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        slug,
+        title,
+        if field.is_empty() {
+            rejection.message.clone()
+        } else {
+            format!("event {field}: {}", rejection.message)
+        },
+    );
+    if let Some(schema) = &rejection.schema {
+        problem = problem.with_schema(schema);
+    }
+    if rejection.violations.is_empty() {
+        let attribute = match rejection.kind {
+            SchemaRejectionKind::UnknownSchema => "dataschema",
+            _ => "type",
+        };
+        return problem.with_field(format!("{prefix}{attribute}"), rejection.message.clone());
+    }
+    for v in &rejection.violations {
+        problem = problem.with_violation(
+            format!("{prefix}data{}", v.pointer),
+            v.pointer.clone(),
+            v.keyword.clone(),
+            v.message.clone(),
+        );
+    }
+    problem
 }

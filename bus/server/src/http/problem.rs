@@ -10,10 +10,17 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// One field-level error inside a problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
-    /// The field at fault: attribute, header, or `[i].attribute` in a batch.
+    /// The field at fault: attribute, header, or `[i].attribute` in a batch; for schema
+    /// violations `data/<pointer>` (`[i].data/<pointer>` in a batch).
     pub field: String,
     /// What is wrong and how to fix it.
     pub detail: String,
+    /// For schema violations: JSON pointer into the event's `data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// For schema violations: the schema keyword that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
 }
 
 /// A problem details document.
@@ -31,6 +38,9 @@ pub struct Problem {
     /// Field-level errors.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The schema (`$id`) the event was checked against, for schema problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Box<String>>,
     /// Seconds to wait before retrying (also sent as `Retry-After`).
     #[serde(skip)]
     pub retry_after: Option<u32>,
@@ -45,6 +55,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            schema: None,
             retry_after: None,
         }
     }
@@ -54,7 +65,32 @@ impl Problem {
         self.errors.push(FieldError {
             field: field.into(),
             detail: detail.into(),
+            pointer: None,
+            keyword: None,
         });
+        self
+    }
+
+    /// Add a schema violation: the field, the JSON pointer into `data`, the keyword.
+    pub fn with_violation(
+        mut self,
+        field: impl Into<String>,
+        pointer: impl Into<String>,
+        keyword: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        self.errors.push(FieldError {
+            field: field.into(),
+            detail: detail.into(),
+            pointer: Some(pointer.into()),
+            keyword: Some(keyword.into()),
+        });
+        self
+    }
+
+    /// Name the schema the event was checked against.
+    pub fn with_schema(mut self, id: impl Into<String>) -> Self {
+        self.schema = Some(Box::new(id.into()));
         self
     }
 
