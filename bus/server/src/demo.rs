@@ -249,7 +249,16 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
         let answer = if status.is_success() {
             status.to_string()
         } else {
-            format!("{status}: {}", body["detail"].as_str().unwrap_or(""))
+            let fields: Vec<&str> = body["errors"]
+                .as_array()
+                .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
+                .unwrap_or_default();
+            let detail = body["detail"].as_str().unwrap_or("");
+            if fields.len() > 1 {
+                format!("{status}: {detail} [{}]", fields.join(", "))
+            } else {
+                format!("{status}: {detail}")
+            }
         };
         println!(
             "{:<16} {:<54} {:<20} {}",
