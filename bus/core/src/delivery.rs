@@ -40,3 +40,7 @@ pub const HEADER_OUTCOME: &str = "x-civicbus-outcome";
 /// AMQP header on a dead letter: why it was dead-lettered (`terminal`, `gone`,
 /// `attempts-exhausted`, `max-age-exceeded`).
 pub const HEADER_DEAD_LETTER_REASON: &str = "x-civicbus-dead-letter-reason";
+
+/// Header on a transform's output: the plugins (`name@sha256:…`, comma-separated) that
+/// produced it. Its presence means the message is transformed already.
+pub const HEADER_TRANSFORMED_BY: &str = "x-civicbus-transformed-by";

@@ -296,6 +296,8 @@ pub enum AuditAction {
     EndpointDisabled,
     /// An operator enabled a disabled endpoint again.
     EndpointEnabled,
+    /// A subscription's transform chain mapped an event (to zero or more outputs).
+    Transformed,
 }
 
 impl AuditAction {
@@ -310,6 +312,7 @@ impl AuditAction {
             AuditAction::DeadLettered => "dead-lettered",
             AuditAction::EndpointDisabled => "endpoint-disabled",
             AuditAction::EndpointEnabled => "endpoint-enabled",
+            AuditAction::Transformed => "transformed",
         }
     }
 }
@@ -352,6 +355,9 @@ pub enum DeadLetterReason {
     /// The endpoint is disabled: the delivery was not attempted (enable the endpoint and
     /// replay the dead letter).
     EndpointDisabled,
+    /// The subscription's transform failed for good (the plugin refused the event, it
+    /// trapped, or an output was invalid or broke its schema).
+    TransformFailed,
 }
 
 impl DeadLetterReason {
@@ -363,6 +369,7 @@ impl DeadLetterReason {
             DeadLetterReason::AttemptsExhausted => "attempts-exhausted",
             DeadLetterReason::MaxAgeExceeded => "max-age-exceeded",
             DeadLetterReason::EndpointDisabled => "endpoint-disabled",
+            DeadLetterReason::TransformFailed => "transform-failed",
         }
     }
 
@@ -374,6 +381,7 @@ impl DeadLetterReason {
             "attempts-exhausted" => DeadLetterReason::AttemptsExhausted,
             "max-age-exceeded" => DeadLetterReason::MaxAgeExceeded,
             "endpoint-disabled" => DeadLetterReason::EndpointDisabled,
+            "transform-failed" => DeadLetterReason::TransformFailed,
             _ => return None,
         })
     }
@@ -686,6 +694,11 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Number of parked deliveries (of one subscription, or all).
     async fn count_parked(&self, subscription: Option<&str>) -> Result<u64, PortError>;
+
+    /// Keep the lineage of a transform run (which plugins produced which outputs from
+    /// which input) and audit `transformed`, in one transaction. Idempotent on
+    /// (subscription, input source, input id): a re-run after a crash records nothing new.
+    async fn record_transform(&self, record: &TransformRecord) -> Result<(), PortError>;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -751,6 +764,68 @@ impl std::fmt::Display for SchemaRejection {
 pub trait DataValidator: Send + Sync + 'static {
     /// `Ok` if `event`, published by `tenant`, may go on.
     fn check(&self, tenant: &str, event: &CloudEvent) -> Result<(), SchemaRejection>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Transforms
+// ---------------------------------------------------------------------------------------
+
+/// Why a transform chain could not map an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformFailure {
+    /// Whether trying again later could succeed (the plugin said so); everything else
+    /// (a refusal, a trap, an invalid output, a limit) is terminal.
+    pub retryable: bool,
+    /// The plugin at fault, `name@sha256:…`.
+    pub plugin: String,
+    /// A short class: `terminal`, `retryable`, `out-of-fuel`, `timeout`, `out-of-memory`,
+    /// `stack-overflow`, `panic`, `trap`, `output-limit`, `invalid-output`,
+    /// `schema-violation`.
+    pub kind: String,
+    /// What happened, in words.
+    pub message: String,
+}
+
+impl std::fmt::Display for TransformFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "transform {} failed ({}): {}",
+            self.plugin, self.kind, self.message
+        )
+    }
+}
+
+/// A subscription's transform chain: each plugin maps every output of the one before.
+/// Implementations run sandboxed, CPU-bound code: call [`TransformChain::apply`] from a
+/// blocking thread.
+pub trait TransformChain: Send + Sync + 'static {
+    /// The plugins in force, in order, as `name@sha256:<hex>`.
+    fn plugins(&self) -> Vec<String>;
+
+    /// Map one event to zero or more events. Blocking.
+    fn apply(&self, event: &CloudEvent) -> Result<Vec<CloudEvent>, TransformFailure>;
+}
+
+/// One run of a transform chain, for the store's lineage and audit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformRecord {
+    /// Subscription key.
+    pub subscription: String,
+    /// Tenant of the subscription.
+    pub tenant: String,
+    /// Tenant, source and id of the input event.
+    pub input_tenant: String,
+    /// Source of the input event.
+    pub input_source: String,
+    /// Id of the input event.
+    pub input_id: String,
+    /// The plugins, in order, `name@sha256:…`.
+    pub plugins: Vec<String>,
+    /// The outputs: (source, id, type), in order (empty: filtered out).
+    pub outputs: Vec<(String, String, String)>,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 // ---------------------------------------------------------------------------------------

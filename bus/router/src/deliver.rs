@@ -28,12 +28,13 @@ use chrono::Utc;
 use civicbus_core::binding::ParseLimits;
 use civicbus_core::delivery::{
     HEADER_ATTEMPT, HEADER_DEAD_LETTER_REASON, HEADER_ERROR, HEADER_OUTCOME, HEADER_OUTPUT_INDEX,
-    HEADER_RECEIVED_AT, HEADER_TRACEPARENT, idempotency_key,
+    HEADER_RECEIVED_AT, HEADER_SUBSCRIPTION, HEADER_TRACEPARENT, HEADER_TRANSFORMED_BY,
+    idempotency_key,
 };
 use civicbus_core::ports::{
-    AttemptStatus, DeadLetter, DeadLetterReason, DeliveryAttempt, DeliveryRequest, Destination,
-    EventStore, InboundMessage, OutboundMessage, ParkedDelivery, PortError, Publisher, Sink,
-    SinkOutcome,
+    AttemptStatus, DataValidator, DeadLetter, DeadLetterReason, DeliveryAttempt, DeliveryRequest,
+    Destination, EventStore, InboundMessage, OutboundMessage, ParkedDelivery, PortError, Publisher,
+    Sink, SinkOutcome, TransformChain, TransformFailure, TransformRecord,
 };
 use civicbus_core::subscription::{Ordering, ordering_key};
 use civicbus_core::{RetryDecision, Subscription, wire};
@@ -61,6 +62,10 @@ pub struct DeliveryWorker {
     breaker: Arc<Breaker>,
     endpoint: Arc<EndpointHealth>,
     clock: Arc<dyn Clock>,
+    /// The subscription's transform chain, if any.
+    transforms: Option<Arc<dyn TransformChain>>,
+    /// Checks transform outputs against their schemas.
+    validator: Option<Arc<dyn DataValidator>>,
     /// Test hook `CIVICBUS_FAILPOINT=after-attempt-recorded` (see the module docs).
     abort_after_recorded: bool,
 }
@@ -88,6 +93,8 @@ impl DeliveryWorker {
             breaker: Arc::new(Breaker::new(HealthPolicy::default())),
             endpoint,
             clock: Arc::new(SystemClock),
+            transforms: None,
+            validator: None,
             abort_after_recorded: std::env::var("CIVICBUS_FAILPOINT")
                 .is_ok_and(|v| v == "after-attempt-recorded"),
         }
@@ -112,6 +119,18 @@ impl DeliveryWorker {
     /// inject one they can move.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Map each event through `chain` before delivery (see [`Self::handle`]).
+    pub fn with_transforms(mut self, chain: Arc<dyn TransformChain>) -> Self {
+        self.transforms = Some(chain);
+        self
+    }
+
+    /// Check every transform output against its schema before it is delivered.
+    pub fn with_validator(mut self, validator: Arc<dyn DataValidator>) -> Self {
+        self.validator = Some(validator);
         self
     }
 
@@ -165,6 +184,16 @@ impl DeliveryWorker {
             .header(HEADER_RECEIVED_AT)
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc));
+
+        // A subscription with transforms maps each event first; the outputs come back
+        // through this queue, marked, and are delivered like any event.
+        if let Some(chain) = self.transforms.clone()
+            && msg.header(HEADER_TRANSFORMED_BY).is_none()
+        {
+            return self
+                .transform(msg, event, chain, attempt, &key, received_at)
+                .await;
+        }
 
         let delivered = self.store.is_delivered(&key).await;
         if delivered.is_ok() {
@@ -436,6 +465,176 @@ impl DeliveryWorker {
             reason,
             Failure::of(&outcome),
             turn.as_ref(),
+        )
+        .await;
+    }
+
+    /// The transform stage: run the chain on a blocking thread; validate every output
+    /// against its schema; publish the outputs (confirmed) to the subscription's queue
+    /// with their index and the plugins that made them; record the lineage (audited);
+    /// then ack. A retryable failure waits per the retry policy; any other failure, or an
+    /// output that breaks its schema, dead-letters the input with the cause.
+    async fn transform(
+        &self,
+        msg: InboundMessage,
+        event: civicbus_core::CloudEvent,
+        chain: Arc<dyn TransformChain>,
+        attempt: u32,
+        key: &str,
+        received_at: Option<chrono::DateTime<Utc>>,
+    ) {
+        let plugins = chain.plugins();
+        let input = event.clone();
+        let runner = chain.clone();
+        let result = match tokio::task::spawn_blocking(move || runner.apply(&input)).await {
+            Ok(r) => r,
+            Err(e) => Err(TransformFailure {
+                retryable: false,
+                plugin: plugins.join(","),
+                kind: "panic".into(),
+                message: format!("the transform thread failed: {e}"),
+            }),
+        };
+        let tenant = event.tenant().unwrap_or_default().to_string();
+        let mut outputs = match result {
+            Ok(outputs) => outputs,
+            Err(f) => {
+                return self
+                    .transform_failed(msg, event, f, attempt, key, received_at)
+                    .await;
+            }
+        };
+        for (i, out) in outputs.iter_mut().enumerate() {
+            // The tenant is civicbus's to say: the input's, whatever the plugin wrote.
+            out.set_tenant(&tenant);
+            if let Some(v) = &self.validator
+                && let Err(rejection) = v.check(&tenant, out)
+            {
+                let f = TransformFailure {
+                    retryable: false,
+                    plugin: plugins.join(","),
+                    kind: "schema-violation".into(),
+                    message: format!("output [{i}] (type `{}`): {rejection}", out.ty),
+                };
+                return self
+                    .transform_failed(msg, event, f, attempt, key, received_at)
+                    .await;
+            }
+        }
+        let received = received_at.unwrap_or_else(Utc::now);
+        let by = plugins.join(",");
+        let messages: Vec<(Destination, OutboundMessage)> = outputs
+            .iter()
+            .enumerate()
+            .map(|(i, out)| {
+                let mut headers = vec![
+                    (HEADER_SUBSCRIPTION.to_string(), self.key.clone()),
+                    (HEADER_OUTPUT_INDEX.to_string(), (i + 1).to_string()),
+                    (HEADER_ATTEMPT.to_string(), "1".to_string()),
+                    (
+                        HEADER_RECEIVED_AT.to_string(),
+                        received.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    ),
+                    (HEADER_TRANSFORMED_BY.to_string(), by.clone()),
+                ];
+                if let Some(tp) = msg.header(HEADER_TRACEPARENT) {
+                    headers.push((HEADER_TRACEPARENT.to_string(), tp.to_string()));
+                }
+                (
+                    Destination::Subscription {
+                        key: self.key.clone(),
+                    },
+                    wire::to_amqp(out, headers),
+                )
+            })
+            .collect();
+        if !messages.is_empty()
+            && let Err(e) = self.publisher.publish_confirmed(messages).await
+        {
+            return self
+                .hand_back(
+                    &msg,
+                    &format!("cannot enqueue the transform's outputs: {e}"),
+                )
+                .await;
+        }
+        let record = TransformRecord {
+            subscription: self.key.clone(),
+            tenant: self.subscription.tenant.clone(),
+            input_tenant: tenant,
+            input_source: event.source.clone(),
+            input_id: event.id.clone(),
+            plugins,
+            outputs: outputs
+                .iter()
+                .map(|o| (o.source.clone(), o.id.clone(), o.ty.clone()))
+                .collect(),
+            at: Utc::now(),
+        };
+        if let Err(e) = self.store.record_transform(&record).await {
+            // Redelivered, the event is transformed again: the same outputs (same ids),
+            // which the delivery stage will not send twice.
+            return self
+                .hand_back(&msg, &format!("store cannot record the transform: {e}"))
+                .await;
+        }
+        tracing::debug!(webhook_id = %key, subscription = %self.key, outputs = outputs.len(), "transformed");
+        consumer::ack(&msg).await
+    }
+
+    /// A transform failed: wait and retry if the plugin said so and the policy allows,
+    /// else dead-letter the input with the cause.
+    async fn transform_failed(
+        &self,
+        msg: InboundMessage,
+        event: civicbus_core::CloudEvent,
+        f: TransformFailure,
+        attempt: u32,
+        key: &str,
+        received_at: Option<chrono::DateTime<Utc>>,
+    ) {
+        let failure = Failure {
+            status: Some(if f.retryable {
+                AttemptStatus::Retryable
+            } else {
+                AttemptStatus::Terminal
+            }),
+            error: Some(f.to_string()),
+            response_code: None,
+        };
+        let reason = if f.retryable {
+            let age = received_at
+                .and_then(|t| (Utc::now() - t).to_std().ok())
+                .unwrap_or_default();
+            match self.subscription.retry.decide(key, attempt, age, None) {
+                RetryDecision::RetryAfter(delay) => {
+                    tracing::info!(webhook_id = %key, subscription = %self.key, attempt, retry_in = ?delay, error = %f, "transform failed; will retry");
+                    let next = self.republish(&msg, attempt.saturating_add(1), &failure, None);
+                    return self
+                        .forward(
+                            &msg,
+                            Destination::Retry {
+                                key: self.key.clone(),
+                                delay,
+                            },
+                            next,
+                        )
+                        .await;
+                }
+                RetryDecision::GiveUp(why) => why,
+            }
+        } else {
+            DeadLetterReason::TransformFailed
+        };
+        self.dead_letter(
+            &msg,
+            event,
+            key,
+            attempt,
+            received_at,
+            reason,
+            failure,
+            None,
         )
         .await;
     }

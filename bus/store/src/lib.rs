@@ -23,6 +23,7 @@ mod rows;
 mod store;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod transforms;
 mod url;
 mod writer;
 

@@ -10,7 +10,7 @@ use civicbus_core::CloudEvent;
 use civicbus_core::ports::{
     ArchivedEvent, AttemptStatus, AuditAction, AuditRecord, DeadLetter, DeadLetterQuery,
     DeliveryAttempt, DisableEndpoint, EndpointState, EventQuery, EventStore, ParkedDelivery,
-    PortError, QuarantineRecord,
+    PortError, QuarantineRecord, TransformRecord,
 };
 use serde_json::json;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -1014,6 +1014,11 @@ impl EventStore for SqlStore {
 
     async fn count_parked(&self, subscription: Option<&str>) -> Result<u64, PortError> {
         Ok(self.parked_count(subscription).await?)
+    }
+
+    async fn record_transform(&self, record: &TransformRecord) -> Result<(), PortError> {
+        self.record_transform_run(record).await?;
+        Ok(())
     }
 }
 

@@ -99,6 +99,17 @@ pub(crate) enum Insert {
     /// A change of an endpoint's status in `endpoints`; "inserted" means the status
     /// changed (disabling a disabled endpoint, or enabling an enabled one, does not).
     Endpoint(EndpointWrite),
+    /// Into `transform_runs`, unless the run is recorded already.
+    TransformRun {
+        subscription: String,
+        input_source: String,
+        input_id: String,
+        tenant: String,
+        input_tenant: String,
+        plugins: String,
+        outputs: String,
+        created_at: i64,
+    },
 }
 
 /// The status changes of [`Insert::Endpoint`].
@@ -486,7 +497,7 @@ async fn insert_all(
             Insert::Quarantine { .. } => quarantined.push(&op.insert),
             Insert::Attempt { .. } => attempts.push(&op.insert),
             Insert::DeadLetter { .. } => dead.push(&op.insert),
-            Insert::Endpoint(_) => {
+            Insert::Endpoint(_) | Insert::TransformRun { .. } => {
                 endpoint_changed.insert(i, insert(conn, op).await?);
             }
         }
@@ -603,7 +614,9 @@ async fn insert_all(
             Insert::DeadLetter {
                 idempotency_key, ..
             } => new_dead.remove(idempotency_key),
-            Insert::Endpoint(_) => endpoint_changed.get(&i).copied().unwrap_or(false),
+            Insert::Endpoint(_) | Insert::TransformRun { .. } => {
+                endpoint_changed.get(&i).copied().unwrap_or(false)
+            }
         })
         .collect())
 }
@@ -734,6 +747,24 @@ fn bind_row<'q>(query: AnyQuery<'q>, insert: &Insert) -> AnyQuery<'q> {
         Insert::Endpoint(EndpointWrite::Enable { subscription, at }) => {
             query.bind(subscription.clone()).bind(*at)
         }
+        Insert::TransformRun {
+            subscription,
+            input_source,
+            input_id,
+            tenant,
+            input_tenant,
+            plugins,
+            outputs,
+            created_at,
+        } => query
+            .bind(subscription.clone())
+            .bind(input_source.clone())
+            .bind(input_id.clone())
+            .bind(tenant.clone())
+            .bind(input_tenant.clone())
+            .bind(plugins.clone())
+            .bind(outputs.clone())
+            .bind(*created_at),
     }
 }
 
@@ -858,6 +889,26 @@ impl Insert {
             Insert::Endpoint(EndpointWrite::Enable { subscription, .. }) => {
                 subscription.len() + 8 + 2 * bulk::VALUE_OVERHEAD
             }
+            Insert::TransformRun {
+                subscription,
+                input_source,
+                input_id,
+                tenant,
+                input_tenant,
+                plugins,
+                outputs,
+                ..
+            } => {
+                subscription.len()
+                    + input_source.len()
+                    + input_id.len()
+                    + tenant.len()
+                    + input_tenant.len()
+                    + plugins.len()
+                    + outputs.len()
+                    + 8
+                    + 8 * bulk::VALUE_OVERHEAD
+            }
         }
     }
 }
@@ -889,6 +940,12 @@ async fn insert(conn: &mut AnyConnection, op: &WriteOp) -> Result<bool, StoreErr
         }
         Insert::Endpoint(EndpointWrite::Disable { .. }) => DISABLE_ENDPOINT_SQL,
         Insert::Endpoint(EndpointWrite::Enable { .. }) => ENABLE_ENDPOINT_SQL,
+        Insert::TransformRun { .. } => {
+            "INSERT INTO transform_runs (subscription, input_source, input_id, tenant, \
+             input_tenant, plugins, outputs, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (subscription, input_source, input_id) DO NOTHING"
+        }
     };
     let done = bind_row(sqlx::query(sql), &op.insert)
         .execute(&mut *conn)

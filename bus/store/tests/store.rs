@@ -184,6 +184,7 @@ both_backends!(
     dead_letters_share_a_batch_with_other_writes,
     endpoint_failing_disable_notify_enable_and_audit,
     ordering_heads_and_parked_deliveries_in_order,
+    transform_runs_are_kept_once_and_audited,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -2079,4 +2080,49 @@ async fn ordering_heads_and_parked_deliveries_in_order(db: &TestDb) {
     dl.attempts = 1;
     store.dead_letter(&dl).await.expect("dead letter");
     assert!(store.is_dead_lettered("key-x").await.expect("dead?"));
+}
+
+async fn transform_runs_are_kept_once_and_audited(db: &TestDb) {
+    use civicbus_core::ports::TransformRecord;
+    let store = db.store().await;
+    let run = TransformRecord {
+        subscription: "county.records-filing".into(),
+        tenant: "county".into(),
+        input_tenant: "dysart".into(),
+        input_source: "/dysart/permitting".into(),
+        input_id: "dys-9003".into(),
+        plugins: vec!["permit-to-record@sha256:ab12".into()],
+        outputs: vec![(
+            "/civicbus/transforms/permit-to-record".into(),
+            "dys-9003:0".into(),
+            "ca.haliburton.records.record.declared".into(),
+        )],
+        at: at(30),
+    };
+    store.record_transform(&run).await.expect("record");
+    store.record_transform(&run).await.expect("record again");
+    let filtered = TransformRecord {
+        subscription: "county.finance".into(),
+        outputs: vec![],
+        ..run.clone()
+    };
+    store
+        .record_transform(&filtered)
+        .await
+        .expect("record filtered");
+    let runs = store
+        .transform_runs("dysart", "/dysart/permitting", "dys-9003")
+        .await
+        .expect("read");
+    // Same time: ordered by subscription.
+    assert_eq!(runs, vec![filtered, run]);
+    let log = store.audit_entries(0, 100).await.expect("audit");
+    let transformed: Vec<_> = log.iter().filter(|e| e.action == "transformed").collect();
+    assert_eq!(transformed.len(), 2, "audited once per run");
+    assert!(
+        transformed[0]
+            .detail
+            .contains("permit-to-record@sha256:ab12")
+    );
+    assert_eq!(transformed[0].target, "event:/dysart/permitting#dys-9003");
 }

@@ -14,7 +14,7 @@ use civicbus_core::ports::{
     Acker, ArchivedEvent, AttemptStatus, AuditRecord, DeadLetter, DeadLetterQuery, DeliveryAttempt,
     DeliveryRequest, Destination, DisableEndpoint, Disabled, EndpointState, EventQuery, EventStore,
     InboundMessage, OutboundMessage, ParkedDelivery, PortError, Publisher, QuarantineRecord, Sink,
-    SinkOutcome,
+    SinkOutcome, TransformRecord,
 };
 use civicbus_core::subscription::AmqpSinkSpec;
 use civicbus_core::{CloudEvent, Filter, SinkSpec, Subscription, wire};
@@ -167,6 +167,7 @@ struct StoreState {
     endpoints: BTreeMap<String, EndpointState>,
     heads: BTreeMap<(String, String), String>,
     parked: Vec<ParkedDelivery>,
+    transforms: Vec<TransformRecord>,
     /// Audit actions recorded for endpoints, in order: (action, subscription key, actor).
     endpoint_audit: Vec<(String, String, String)>,
     fail: HashMap<StoreOp, FailNext>,
@@ -256,6 +257,11 @@ impl MemoryStore {
         lock(&self.state)
             .heads
             .insert((sub.to_string(), key.to_string()), head.to_string());
+    }
+
+    /// Transform runs recorded, in order (duplicates ignored).
+    pub fn transform_runs(&self) -> Vec<TransformRecord> {
+        lock(&self.state).transforms.clone()
     }
 
     /// Parked deliveries, in parking order.
@@ -596,6 +602,18 @@ impl EventStore for MemoryStore {
         lock(&self.state)
             .parked
             .retain(|p| p.idempotency_key != idempotency_key);
+        Ok(())
+    }
+
+    async fn record_transform(&self, record: &TransformRecord) -> Result<(), PortError> {
+        let mut s = lock(&self.state);
+        if !s.transforms.iter().any(|t| {
+            t.subscription == record.subscription
+                && t.input_source == record.input_source
+                && t.input_id == record.input_id
+        }) {
+            s.transforms.push(record.clone());
+        }
         Ok(())
     }
 

@@ -349,6 +349,15 @@ impl EventStore for FakeStore {
     async fn count_parked(&self, _: Option<&str>) -> Result<u64, PortError> {
         Ok(0)
     }
+
+    async fn record_transform(
+        &self,
+        _: &civicbus_core::ports::TransformRecord,
+    ) -> Result<(), PortError> {
+        Err(PortError::unavailable(
+            "the fake store keeps no transform lineage",
+        ))
+    }
 }
 
 /// A readiness probe with a switch.
