@@ -12,6 +12,11 @@ assert m.version("standardwebhooks") == "1.1.0"' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     'standardwebhooks==1.1.0' 'cryptography>=42'
 fi
+# The official AsyncAPI parser checks `civicbus schema asyncapi` output
+# (bus/server/tests/asyncapi.rs); pinned in scripts/asyncapi/package-lock.json.
+if [ ! -d scripts/asyncapi/node_modules/@asyncapi/parser ]; then
+  npm ci --prefix scripts/asyncapi --no-audit --no-fund --loglevel=error
+fi
 export CIVICBUS_TEST_PG_URL="${CIVICBUS_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export CIVICBUS_TEST_AMQP_URL="${CIVICBUS_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 cargo test --locked --workspace --all-targets "$@"

@@ -691,3 +691,41 @@ pub fn schema_check(args: &SchemaCheckArgs) -> ExitCode {
         }
     }
 }
+
+/// `civicbus schema asyncapi`.
+#[derive(Debug, Args)]
+pub struct SchemaAsyncapiArgs {
+    /// Configuration file: channels, subscriptions and schema directories.
+    #[arg(long, short, env = "CIVICBUS_CONFIG", default_value = "civicbus.toml")]
+    pub config: PathBuf,
+    /// Write the document here (default: standard output).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+/// `civicbus schema asyncapi`: the AsyncAPI 3.0 document (JSON) of the configured bus.
+pub fn schema_asyncapi(args: &SchemaAsyncapiArgs) -> anyhow::Result<()> {
+    let (cfg, catalogue) = load_catalogue(&CatalogueArgs {
+        config: Some(args.config.clone()),
+        dirs: Vec::new(),
+    })?;
+    let cfg = cfg.context("no configuration")?;
+    let doc = crate::asyncapi::document(&cfg, &catalogue);
+    let text = serde_json::to_string_pretty(&doc)?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, format!("{text}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "wrote {} (AsyncAPI 3.0.0: {} channels, {} messages)",
+                path.display(),
+                doc["channels"].as_object().map_or(0, |c| c.len()),
+                doc["components"]["messages"]
+                    .as_object()
+                    .map_or(0, |m| m.len())
+            );
+        }
+        None => println!("{text}"),
+    }
+    Ok(())
+}

@@ -82,6 +82,8 @@ enum SchemaCommand {
     /// Compare two versions of a schema and list what would break subscribers (exit 1
     /// if anything does).
     Check(cli::SchemaCheckArgs),
+    /// Write an AsyncAPI 3.0 document of the bus's channels and messages.
+    Asyncapi(cli::SchemaAsyncapiArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +156,7 @@ pub fn main_entry() -> ExitCode {
             SchemaCommand::List(args) => cli::exit(cli::schema_list(&args)),
             SchemaCommand::Validate(args) => cli::schema_validate(&args),
             SchemaCommand::Check(args) => cli::schema_check(&args),
+            SchemaCommand::Asyncapi(args) => cli::exit(cli::schema_asyncapi(&args)),
         },
         Command::Endpoints { command } => {
             telemetry::init(json, "warn");

@@ -2,6 +2,7 @@
 //! the broker, store, router and sinks into a running bus.
 
 pub mod app;
+pub mod asyncapi;
 pub mod auth;
 pub mod cli;
 pub mod config;

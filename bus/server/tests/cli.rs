@@ -267,6 +267,7 @@ fn help_works_for_every_command() {
         &["schema", "list"],
         &["schema", "validate"],
         &["schema", "check"],
+        &["schema", "asyncapi"],
     ] {
         let mut with_help = args.to_vec();
         with_help.push("--help");
