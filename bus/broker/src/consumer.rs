@@ -65,27 +65,52 @@ impl BrokerConsumer {
         let what = format!("consuming queue '{queue}'");
         let queue_name = short(queue, "queue name")?;
         let tag = short(consumer_tag, "consumer tag")?;
+        // Watch for a replaced connection from before the channel is opened: a consumer
+        // opened on a connection the watchdog has just given up on would wait for ever.
+        let mut replaced = shared.generation.subscribe();
         shared.ensure_connected().await?;
-        let channel = shared
-            .conn()
-            .create_channel()
-            .await
-            .map_err(|e| classify(&e, &what))?;
-        channel
-            .basic_qos(prefetch.max(1), BasicQosOptions { global: false })
-            .await
-            .map_err(|e| classify(&e, &what))?;
-        let consumer = channel
-            .basic_consume(
-                queue_name,
-                tag,
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| classify(&e, &what))?;
+        let conn = shared.conn();
+        let setup = async {
+            let channel = conn
+                .create_channel()
+                .await
+                .map_err(|e| classify(&e, &what))?;
+            channel
+                .basic_qos(prefetch.max(1), BasicQosOptions { global: false })
+                .await
+                .map_err(|e| classify(&e, &what))?;
+            let consumer = channel
+                .basic_consume(
+                    queue_name,
+                    tag,
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| classify(&e, &what))?;
+            Ok::<_, PortError>((channel, consumer))
+        };
+        let stale = || {
+            PortError::unavailable(format!(
+                "the RabbitMQ connection was replaced while {what}; consume it again"
+            ))
+        };
+        let (channel, consumer) = tokio::select! {
+            r = tokio::time::timeout(shared.options.connect_timeout, setup) => match r {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(PortError::unavailable(format!(
+                        "{what}: RabbitMQ did not answer within {:?}; retry later",
+                        shared.options.connect_timeout
+                    )));
+                }
+            },
+            _ = replaced.changed() => return Err(stale()),
+        };
+        if replaced.has_changed().unwrap_or(true) {
+            return Err(stale());
+        }
         let tag = consumer.tag().as_str().to_string();
-        let replaced = shared.generation.subscribe();
         let state = State {
             replaced,
             shared,

@@ -181,8 +181,16 @@ async fn open_confirm_channel(shared: &Arc<Shared>) -> Result<Channel, PortError
                 .await
                 .map_err(|e| classify(&e, "enabling publisher confirms"))?;
             Ok::<_, PortError>(channel)
-        }
-        .await;
+        };
+        // A connection stuck in recovery may never answer; the watchdog replaces it, and
+        // the next attempt uses the new one.
+        let opened = match tokio::time::timeout(shared.options.connect_timeout, opened).await {
+            Ok(r) => r,
+            Err(_) => Err(PortError::unavailable(format!(
+                "opening a RabbitMQ publisher channel: no answer within {:?}; retry later",
+                shared.options.connect_timeout
+            ))),
+        };
         match opened {
             Ok(channel) => return Ok(channel),
             Err(e) if attempt < CHANNEL_OPEN_ATTEMPTS && shared.conn().status().connected() => {
