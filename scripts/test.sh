@@ -20,6 +20,9 @@ fi
 export CIVICBUS_TEST_PG_URL="${CIVICBUS_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export CIVICBUS_TEST_AMQP_URL="${CIVICBUS_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 cargo test --locked --workspace --all-targets "$@"
+# The example transform plugins are their own workspace (built for wasm32-wasip2 by the
+# end-to-end tests); their golden tests run natively here.
+(cd transforms/examples && cargo test --locked)
 # Outages of RabbitMQ and PostgreSQL themselves (tests/tests/outages.rs): they stop the
 # shared services, so they run after the suite, one at a time.
 cargo test --locked -p civicbus-tests --test outages -- --ignored --test-threads=1

@@ -176,6 +176,7 @@ impl Harness {
             retry: None,
             health: None,
             ordering: Default::default(),
+            transforms: Vec::new(),
         });
     }
 
@@ -201,6 +202,7 @@ impl Harness {
             retry: None,
             health: None,
             ordering: Default::default(),
+            transforms: Vec::new(),
         });
     }
 
@@ -377,6 +379,7 @@ pub fn permit_event(tenant: &str, id: &str, action: &str, permit: &str) -> Value
         "datacontenttype": "application/json",
         "data": {
             "PermitNum": permit,
+            "Jurisdiction": tenant,
             "Description": "Single-family dwelling, new construction",
             "AppliedDate": "2026-10-02",
             "IssuedDate": "2026-11-25",
@@ -465,4 +468,61 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The repository's root (the `tests` crate's parent).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Run a build script once per test process; its result (the directory it fills).
+fn built(
+    cell: &'static std::sync::OnceLock<Result<std::path::PathBuf, String>>,
+    script: &str,
+    args: &[&str],
+    out: std::path::PathBuf,
+) -> anyhow::Result<std::path::PathBuf> {
+    cell.get_or_init(|| {
+        let status = std::process::Command::new("bash")
+            .arg(repo_root().join(script))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {script}: {e}"))?;
+        if status.success() {
+            Ok(out)
+        } else {
+            Err(format!(
+                "{script} failed ({status}); it builds WebAssembly plugins for wasm32-wasip2 (rustup target add wasm32-wasip2)"
+            ))
+        }
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
+/// The example plugins (`transforms/examples`), built as components: the directory of
+/// `<name>.wasm` files.
+pub fn example_plugins() -> anyhow::Result<std::path::PathBuf> {
+    static CELL: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    built(
+        &CELL,
+        "transforms/examples/build.sh",
+        &[],
+        repo_root().join("transforms/examples/target/plugins"),
+    )
+}
+
+/// The transform host's test guests (runaway loops, memory hogs, …), built as
+/// components: the directory of `<name>.wasm` files.
+pub fn guest_plugins() -> anyhow::Result<std::path::PathBuf> {
+    static CELL: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    let out = repo_root().join("target/transform-guests");
+    let arg = out.to_string_lossy().into_owned();
+    built(&CELL, "transforms/host/tests/guests/build.sh", &[&arg], out)
 }

@@ -145,8 +145,16 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
         resolved.subscriptions.clone(),
         resolved.shares.clone(),
     ));
+    let plugins = crate::transforms::load(config)?;
     let shutdown = CancellationToken::new();
     let mut workers = Vec::new();
+    if let Some(plugins) = &plugins {
+        workers.push(crate::transforms::spawn_reloader(
+            plugins.clone(),
+            config.transforms.watch_interval,
+            shutdown.clone(),
+        ));
+    }
     if let Some(enforcer) = &enforcer {
         workers.push(crate::schemas::spawn_reloader(
             enforcer.registry().clone(),
@@ -224,16 +232,30 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
         };
         let key = sub.key();
         let concurrency = sub.concurrency.max(1);
-        let worker = Arc::new(
-            DeliveryWorker::new(
-                sub.clone(),
-                sink,
-                store_port.clone(),
-                publisher.clone(),
-                parse,
-            )
-            .with_health(resolved.health_of(&key)),
-        );
+        let mut worker = DeliveryWorker::new(
+            sub.clone(),
+            sink,
+            store_port.clone(),
+            publisher.clone(),
+            parse,
+        )
+        .with_health(resolved.health_of(&key));
+        let transforms = config
+            .subscriptions
+            .iter()
+            .find(|s| format!("{}.{}", s.tenant, s.id) == key)
+            .map(|s| s.transforms.clone())
+            .unwrap_or_default();
+        if let (Some(plugins), false) = (&plugins, transforms.is_empty()) {
+            worker = worker.with_transforms(Arc::new(crate::transforms::HostChain::new(
+                plugins.clone(),
+                &transforms,
+            )));
+            if let Some(enforcer) = &enforcer {
+                worker = worker.with_validator(enforcer.clone());
+            }
+        }
+        let worker = Arc::new(worker);
         let b = broker.clone();
         workers.push(supervise(
             format!("delivery {key}"),

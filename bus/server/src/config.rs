@@ -25,8 +25,15 @@ use serde_path_to_error::Segment;
 pub const ENV_PREFIX: &str = "CIVICBUS_";
 
 /// Sections whose scalar keys may be overridden by `CIVICBUS_<SECTION>_<KEY>`.
-pub const OVERRIDABLE_SECTIONS: [&str; 6] =
-    ["api", "broker", "store", "limits", "delivery", "schemas"];
+pub const OVERRIDABLE_SECTIONS: [&str; 7] = [
+    "api",
+    "broker",
+    "store",
+    "limits",
+    "delivery",
+    "schemas",
+    "transforms",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -50,6 +57,12 @@ pub struct Config {
     /// The schema catalogue and its enforcement.
     #[serde(default)]
     pub schemas: SchemasConfig,
+    /// The WebAssembly sandbox transform plugins run in.
+    #[serde(default)]
+    pub transforms: TransformsConfig,
+    /// Transform plugins subscriptions may use.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
     /// Tenants (municipalities).
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
@@ -96,6 +109,107 @@ pub enum UnknownTypes {
     Reject,
     /// Accept them without validation.
     AcceptUnvalidated,
+}
+
+/// `[transforms]`: the sandbox every transform plugin runs in. Limits apply to each call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformsConfig {
+    /// Where compiled plugins are cached (default: the system cache directory).
+    pub cache_dir: Option<PathBuf>,
+    /// Fuel (roughly, wasm instructions) one call may use; 0 turns fuel metering off.
+    pub fuel: u64,
+    /// Wall-clock time one call may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Linear memory one instance may grow to (bytes).
+    pub memory_bytes: usize,
+    /// Wasm stack (bytes).
+    pub stack_bytes: usize,
+    /// Most events one call may return.
+    pub max_output_events: usize,
+    /// Most bytes of data all the events of one call may carry.
+    pub max_output_bytes: usize,
+    /// Calls an instance serves before it is replaced by a fresh one.
+    pub max_calls_per_instance: u64,
+    /// Instance slots of the pooling allocator (all plugins together).
+    pub instances: u32,
+    /// How often to look for changed plugin files (`0s` = never).
+    #[serde(with = "humantime_serde")]
+    pub watch_interval: Duration,
+}
+
+impl Default for TransformsConfig {
+    fn default() -> Self {
+        let host = civicbus_transform_host::HostConfig::default();
+        let l = &host.limits;
+        TransformsConfig {
+            cache_dir: None,
+            fuel: l.fuel.unwrap_or(0),
+            timeout: l.timeout,
+            memory_bytes: l.memory_bytes,
+            stack_bytes: l.stack_bytes,
+            max_output_events: l.max_output_events,
+            max_output_bytes: l.max_output_bytes,
+            max_calls_per_instance: host.max_calls_per_instance,
+            instances: host.instances,
+            watch_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+impl TransformsConfig {
+    /// The host configuration these settings describe.
+    pub fn host_config(&self) -> civicbus_transform_host::HostConfig {
+        let mut host = civicbus_transform_host::HostConfig {
+            cache_dir: self.cache_dir.clone().or_else(default_cache_dir),
+            max_calls_per_instance: self.max_calls_per_instance,
+            instances: self.instances,
+            ..civicbus_transform_host::HostConfig::default()
+        };
+        host.limits.fuel = (self.fuel > 0).then_some(self.fuel);
+        host.limits.timeout = self.timeout;
+        host.limits.memory_bytes = self.memory_bytes;
+        host.limits.stack_bytes = self.stack_bytes;
+        host.limits.max_output_events = self.max_output_events;
+        host.limits.max_output_bytes = self.max_output_bytes;
+        host
+    }
+}
+
+/// `$XDG_CACHE_HOME/civicbus/wasm`, else `$HOME/.cache/civicbus/wasm`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("civicbus").join("wasm"))
+}
+
+/// `[[plugins]]`: a transform plugin (a WebAssembly component) subscriptions may name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Name subscriptions use in `transforms`.
+    pub name: String,
+    /// The `.wasm` component file.
+    pub path: PathBuf,
+    /// Expected digest (`sha256:<hex>`, as `civicbus transform build` prints); a file
+    /// with another digest is refused.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// Static configuration handed to the plugin's `init` (as JSON).
+    #[serde(default)]
+    pub config: Option<toml::Table>,
+}
+
+impl PluginConfig {
+    /// The plugin's configuration as JSON text (`{}` when none).
+    pub fn config_json(&self) -> String {
+        self.config
+            .as_ref()
+            .and_then(|t| serde_json::to_string(t).ok())
+            .unwrap_or_else(|| "{}".to_string())
+    }
 }
 
 /// `[api]`: the HTTP API.
@@ -430,6 +544,10 @@ pub struct SubscriptionConfig {
     /// `unordered` (default) or `per-subject`.
     #[serde(default)]
     pub ordering: OrderingConfig,
+    /// Transform chain: names of `[[plugins]]` (`name`, or `name@sha256:<hex>` to pin
+    /// the digest), applied in order to each event before delivery.
+    #[serde(default)]
+    pub transforms: Vec<String>,
 }
 
 /// `subscriptions[].ordering`.
@@ -586,6 +704,11 @@ pub fn load_str(text: &str, env: &BTreeMap<String, String>) -> Loaded {
             "limits" => reader.section(value, &key, &mut config.limits),
             "delivery" => reader.section(value, &key, &mut config.delivery),
             "schemas" => reader.section(value, &key, &mut config.schemas),
+            "transforms" => reader.section(value, &key, &mut config.transforms),
+            "plugins" => {
+                let mut ignored = Vec::new();
+                reader.array(value, &key, &mut config.plugins, &mut ignored);
+            }
             "tenants" => {
                 index.declared_tenants = declared_ids(&value);
                 reader.array(value, &key, &mut config.tenants, &mut index.tenants);
@@ -600,7 +723,7 @@ pub fn load_str(text: &str, env: &BTreeMap<String, String>) -> Loaded {
                 reader.failed = true;
                 reader.problems.push(problem(
                     other,
-                    "unknown section; expected one of api, broker, store, limits, delivery, schemas, tenants, subscriptions",
+                    "unknown section; expected one of api, broker, store, limits, delivery, schemas, transforms, plugins, tenants, subscriptions",
                 ));
             }
         }
@@ -1039,11 +1162,68 @@ fn check_indexed(
         }
     }
 
+    let mut plugin_names = HashSet::new();
+    for (i, pl) in config.plugins.iter().enumerate() {
+        let pp = format!("plugins[{i}]");
+        if let Err(m) = validate_name("plugin name", &pl.name) {
+            out.push(problem(format!("{pp}.name"), m));
+        }
+        if !plugin_names.insert(pl.name.as_str()) {
+            out.push(problem(
+                format!("{pp}.name"),
+                format!("plugin `{}` is defined twice", pl.name),
+            ));
+        }
+        if !pl.path.is_file() {
+            out.push(problem(
+                format!("{pp}.path"),
+                format!(
+                    "{} is not a file; build the plugin with `civicbus transform build` and give the .wasm it prints",
+                    pl.path.display()
+                ),
+            ));
+        }
+        if let Some(d) = &pl.digest
+            && !is_digest(d)
+        {
+            out.push(problem(
+                format!("{pp}.digest"),
+                "must be `sha256:` and 64 hex digits, as `civicbus transform build` prints it",
+            ));
+        }
+    }
+
     let mut sub_keys = HashSet::new();
     for (i, s) in config.subscriptions.iter().enumerate() {
         let p = format!("subscriptions[{}]", index.subscription(i));
         if let Err(m) = validate_name("subscription id", &s.id) {
             out.push(problem(format!("{p}.id"), m));
+        }
+        for (k, t) in s.transforms.iter().enumerate() {
+            let (name, pin) = match t.split_once('@') {
+                Some((n, d)) => (n, Some(d)),
+                None => (t.as_str(), None),
+            };
+            let Some(plugin) = config.plugins.iter().find(|pl| pl.name == name) else {
+                out.push(problem(
+                    format!("{p}.transforms[{k}]"),
+                    format!("no plugin `{name}` is defined in [[plugins]]"),
+                ));
+                continue;
+            };
+            if let Some(pin) = pin {
+                if !is_digest(pin) {
+                    out.push(problem(
+                        format!("{p}.transforms[{k}]"),
+                        "pin a digest as `name@sha256:<64 hex digits>`",
+                    ));
+                } else if plugin.digest.as_deref().is_some_and(|d| d != pin) {
+                    out.push(problem(
+                        format!("{p}.transforms[{k}]"),
+                        format!("pins {pin}, but plugin `{name}` is pinned to another digest"),
+                    ));
+                }
+            }
         }
         if s.retry.is_some() {
             for (field, m) in config.delivery.retry.policy(s.retry.as_ref()).problems() {
@@ -1322,3 +1502,12 @@ pub fn process_env() -> BTreeMap<String, String> {
 
 /// A complete, commented example configuration: the county and its four partners.
 pub const EXAMPLE: &str = include_str!("../civicbus.example.toml");
+
+/// Whether `d` is `sha256:` followed by 64 lower-case hex digits.
+pub fn is_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}

@@ -163,6 +163,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             retry: None,
             health: None,
             ordering: Default::default(),
+            transforms: Vec::new(),
         },
         SubscriptionConfig {
             id: "finance-permit-fees".into(),
@@ -184,6 +185,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             retry: None,
             health: None,
             ordering: Default::default(),
+            transforms: Vec::new(),
         },
         SubscriptionConfig {
             id: "gis-parcel-tags".into(),
@@ -198,6 +200,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             retry: None,
             health: None,
             ordering: Default::default(),
+            transforms: Vec::new(),
         },
         SubscriptionConfig {
             id: "permitting-addresses".into(),
@@ -209,6 +212,7 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             retry: None,
             health: None,
             ordering: Default::default(),
+            transforms: Vec::new(),
         },
     ];
     let env = BTreeMap::new();

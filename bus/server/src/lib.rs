@@ -12,3 +12,4 @@ pub mod http;
 pub mod schemas;
 pub mod sim;
 pub mod telemetry;
+pub mod transforms;

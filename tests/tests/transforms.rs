@@ -1,0 +1,235 @@
+//! Transforms end to end (real RabbitMQ, PostgreSQL, HTTP subscribers, real WebAssembly
+//! components in the wasmtime sandbox): the example plugin `permit-to-record` maps an
+//! issued permit to a records declaration that the records system receives, signed, with
+//! its lineage (`causationid`, the plugin's digest in the store and the audit). Runaway
+//! plugins — a loop that never ends, memory that grows without bound, unbounded recursion,
+//! a panic, output that breaks its schema — dead-letter their event with the cause while
+//! the bus keeps serving and another subscription's deliveries continue.
+
+use std::time::Duration;
+
+use civicbus_core::ports::{DeadLetterQuery, DeadLetterReason, EventStore};
+use civicbus_server::auth::generate_secret;
+use civicbus_server::config::{PluginConfig, WebhookMode};
+use civicbus_tests::{
+    Backend, Harness, WebhookSimulator, eventually, exact, example_plugins, guest_plugins,
+    permit_event,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn plugin(name: &str, path: std::path::PathBuf, config: &str) -> PluginConfig {
+    PluginConfig {
+        name: name.into(),
+        path,
+        digest: None,
+        config: Some(config.parse::<toml::Table>().expect("plugin config")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_permit_becomes_a_records_declaration_with_its_lineage() {
+    let plugins = example_plugins().expect("example plugins build");
+    let secret = generate_secret();
+    let records = WebhookSimulator::start("records", vec![secret.clone()])
+        .await
+        .expect("sim");
+    let mut h = Harness::new("transform", Backend::Postgres)
+        .await
+        .expect("harness");
+    h.config.plugins.push(plugin(
+        "permit-to-record",
+        plugins.join("permit-to-record.wasm"),
+        r#"documentUrl = "https://permits.example.ca/{municipality}/{PermitNum}/document""#,
+    ));
+    h.webhook(
+        "dysart",
+        "records",
+        vec![exact("type", "ca.haliburton.permitting.permit.issued")],
+        records.url(),
+        vec![secret],
+        WebhookMode::Structured,
+    );
+    if let Some(s) = h.config.subscriptions.last_mut() {
+        s.transforms = vec!["permit-to-record".into()];
+    }
+    let bus = h.start().await.expect("bus");
+    let event = permit_event("dysart", "t-1", "issued", "BP-2026-0301");
+    assert_eq!(bus.publish("dysart", &event).await.expect("post").0, 202);
+
+    assert!(
+        eventually(WAIT, || {
+            let n = records.distinct_count();
+            async move { n == 1 }
+        })
+        .await,
+        "the declaration is delivered"
+    );
+    let got = records
+        .received()
+        .into_iter()
+        .find(|r| r.accepted)
+        .and_then(|r| r.event)
+        .expect("event");
+    assert_eq!(got.ty, "ca.haliburton.records.record.declared");
+    assert_eq!(got.tenant(), Some("dysart"));
+    assert_eq!(
+        got.attribute("causationid").as_deref(),
+        Some("t-1"),
+        "lineage kept"
+    );
+    assert!(
+        got.attribute("dataref")
+            .is_some_and(|d| d.contains("BP-2026-0301"))
+    );
+
+    let store = bus.store();
+    let runs = store
+        .transform_runs("dysart", "/dysart/permitting", "t-1")
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert!(
+        runs[0].plugins[0].starts_with("permit-to-record@sha256:"),
+        "{:?}",
+        runs[0].plugins
+    );
+    assert_eq!(runs[0].outputs[0].1, got.id);
+    let log = store.audit_entries(0, 1_000).await.expect("audit");
+    assert!(
+        log.iter()
+            .any(|e| e.action == "transformed" && e.detail.contains("permit-to-record@sha256:"))
+    );
+    bus.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runaway_plugins_are_contained_and_the_bus_keeps_serving() {
+    let guests = guest_plugins().expect("guest plugins build");
+    let secret = generate_secret();
+    let sink = WebhookSimulator::start("sink", vec![secret.clone()])
+        .await
+        .expect("sim");
+    let other = WebhookSimulator::start("other", vec![secret.clone()])
+        .await
+        .expect("sim");
+    let mut h = Harness::new("contain", Backend::Sqlite)
+        .await
+        .expect("harness");
+    h.config.transforms.timeout = Duration::from_millis(500);
+    h.config.transforms.memory_bytes = 16 << 20;
+    let cases = [
+        ("loop", "loop_forever.wasm"),
+        ("memory", "grow_memory_forever.wasm"),
+        ("recurse", "recurse_forever.wasm"),
+        ("panic", "panic.wasm"),
+        ("invalid", "invalid_output.wasm"),
+        ("huge", "huge_output.wasm"),
+    ];
+    for (name, file) in cases {
+        h.config.plugins.push(plugin(name, guests.join(file), ""));
+        h.webhook(
+            "dysart",
+            name,
+            vec![exact("id", &format!("c-{name}"))],
+            sink.url(),
+            vec![secret.clone()],
+            WebhookMode::Binary,
+        );
+        if let Some(s) = h.config.subscriptions.last_mut() {
+            s.transforms = vec![name.into()];
+        }
+    }
+    // Another subscription, without transforms, receives everything.
+    h.webhook(
+        "dysart",
+        "other",
+        vec![],
+        other.url(),
+        vec![secret],
+        WebhookMode::Binary,
+    );
+    let bus = h.start().await.expect("bus");
+    for (name, _) in cases {
+        // The test guests take their cue from the event: `invalid` breaks the output the
+        // subject names; `huge` emits `count` events of `bytes` bytes.
+        let subject = if name == "invalid" {
+            "json".to_string()
+        } else {
+            format!("BP-{name}")
+        };
+        let mut ev = permit_event("dysart", &format!("c-{name}"), "issued", &subject);
+        if name == "huge" {
+            ev["data"]["count"] = serde_json::json!(1000);
+            ev["data"]["bytes"] = serde_json::json!(64);
+        }
+        assert_eq!(bus.publish("dysart", &ev).await.expect("post").0, 202);
+    }
+    let store = bus.store();
+    let all_dead = eventually(Duration::from_secs(60), || {
+        let store = store.clone();
+        async move {
+            store
+                .list_dead_letters(&DeadLetterQuery::default())
+                .await
+                .is_ok_and(|d| d.len() == cases.len())
+        }
+    })
+    .await;
+    let dead = store
+        .list_dead_letters(&DeadLetterQuery::default())
+        .await
+        .expect("dead letters");
+    assert!(all_dead, "every runaway input dead-lettered: {dead:#?}");
+    for (name, _) in cases {
+        let d = dead
+            .iter()
+            .find(|d| d.subscription == format!("dysart.{name}"))
+            .unwrap_or_else(|| panic!("{name} dead-lettered"));
+        assert_eq!(
+            d.reason,
+            DeadLetterReason::TransformFailed,
+            "{name}: {}",
+            d.error
+        );
+        // A runaway loop meets the fuel or the time limit, whichever comes first; a Rust
+        // guest's own stack (in linear memory) may overflow before the wasm stack does.
+        let want: &[&str] = match name {
+            "loop" => &["(timeout)", "(out-of-fuel)"],
+            "memory" => &["(out-of-memory)"],
+            "recurse" => &["(stack-overflow)", "stack overflowed"],
+            "panic" => &["(panic)"],
+            "invalid" => &["(invalid-output)"],
+            _ => &["(output-limit)"],
+        };
+        assert!(
+            want.iter().any(|w| d.error.contains(w)),
+            "{name}: {}",
+            d.error
+        );
+    }
+    assert_eq!(
+        sink.request_count(),
+        0,
+        "nothing from a runaway plugin is delivered"
+    );
+    // The other subscription got every event, and the bus still serves.
+    assert!(
+        eventually(WAIT, || {
+            let n = other.distinct_count();
+            async move { n == cases.len() }
+        })
+        .await,
+        "other deliveries continue"
+    );
+    let late = permit_event("dysart", "c-late", "issued", "BP-late");
+    assert_eq!(bus.publish("dysart", &late).await.expect("post").0, 202);
+    assert!(
+        eventually(WAIT, || {
+            let n = other.distinct_count();
+            async move { n == cases.len() + 1 }
+        })
+        .await
+    );
+    bus.stop().await;
+}

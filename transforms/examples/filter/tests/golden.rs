@@ -1,0 +1,10 @@
+//! The golden cases in tests/golden/filter (see civicbus_transform_sdk::testing).
+//! Native only: the golden runner reads files.
+#![cfg(not(target_arch = "wasm32"))]
+
+#[test]
+fn golden() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/golden/filter");
+    let n = civicbus_transform_sdk::testing::check_golden::<filter::Filter>(dir);
+    assert!(n >= 4, "only {n} cases");
+}
