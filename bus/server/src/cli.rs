@@ -476,7 +476,7 @@ pub struct SchemaValidateArgs {
 }
 
 /// The configuration (if named) and the catalogue it describes.
-fn load_catalogue(
+pub(crate) fn load_catalogue(
     args: &CatalogueArgs,
 ) -> anyhow::Result<(Option<config::Config>, civicbus_schemas::Catalogue)> {
     let cfg = match &args.config {

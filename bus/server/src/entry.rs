@@ -65,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: SchemaCommand,
     },
+    /// Transform plugins: scaffold, build and test them.
+    Transform {
+        #[command(subcommand)]
+        command: TransformCommand,
+    },
     /// Subscriber endpoints: which are failing or disabled, and enabling them again.
     Endpoints {
         #[command(subcommand)]
@@ -84,6 +89,18 @@ enum SchemaCommand {
     Check(cli::SchemaCheckArgs),
     /// Write an AsyncAPI 3.0 document of the bus's channels and messages.
     Asyncapi(cli::SchemaAsyncapiArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TransformCommand {
+    /// Scaffold a plugin crate (SDK vendored, an example mapping and its test).
+    New(crate::transform_cli::NewArgs),
+    /// Build a plugin crate for wasm32-wasip2 (adding the target if missing); print the
+    /// component's path, size and digest.
+    Build(crate::transform_cli::BuildArgs),
+    /// Run a plugin on an event in the production sandbox, validate the outputs against
+    /// the schemas, compare them with the expected ones (exit 1 on any difference).
+    Test(crate::transform_cli::TestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +174,14 @@ pub fn main_entry() -> ExitCode {
             SchemaCommand::Validate(args) => cli::schema_validate(&args),
             SchemaCommand::Check(args) => cli::schema_check(&args),
             SchemaCommand::Asyncapi(args) => cli::exit(cli::schema_asyncapi(&args)),
+        },
+        Command::Transform { command } => match command {
+            TransformCommand::New(args) => cli::exit(crate::transform_cli::new(&args)),
+            TransformCommand::Build(args) => cli::exit(crate::transform_cli::build(&args)),
+            TransformCommand::Test(args) => {
+                telemetry::init(json, "warn");
+                crate::transform_cli::test(&args)
+            }
         },
         Command::Endpoints { command } => {
             telemetry::init(json, "warn");

@@ -12,4 +12,5 @@ pub mod http;
 pub mod schemas;
 pub mod sim;
 pub mod telemetry;
+pub mod transform_cli;
 pub mod transforms;
