@@ -233,3 +233,89 @@ async fn runaway_plugins_are_contained_and_the_bus_keeps_serving() {
     );
     bus.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_output_that_breaks_its_schema_dead_letters_the_input() {
+    let plugins = example_plugins().expect("example plugins build");
+    let secret = generate_secret();
+    let sink = WebhookSimulator::start("finance", vec![secret.clone()])
+        .await
+        .expect("sim");
+    let mut h = Harness::new("transform-schema", Backend::Sqlite)
+        .await
+        .expect("harness");
+    // split-batch turns each item of `items` into a permit.status-changed event.
+    h.config.plugins.push(plugin(
+        "split",
+        plugins.join("split-batch.wasm"),
+        r#"type = "ca.haliburton.permitting.permit.status-changed"
+itemsField = "items"
+subjectPointer = "/PermitNum""#,
+    ));
+    h.webhook(
+        "dysart",
+        "finance",
+        vec![exact("type", "ca.haliburton.permitting.permit.issued")],
+        sink.url(),
+        vec![secret],
+        WebhookMode::Binary,
+    );
+    if let Some(s) = h.config.subscriptions.last_mut() {
+        s.transforms = vec!["split".into()];
+    }
+    let bus = h.start().await.expect("bus");
+    let good = serde_json::json!({
+        "PermitNum": "BP-1", "StatusCurrentMapped": "Permit Issued", "StatusDate": "2026-11-25"
+    });
+    // The second item has no StatusDate: its output breaks the status-changed schema.
+    let bad = serde_json::json!({ "PermitNum": "BP-2", "StatusCurrentMapped": "Permit Issued" });
+    let mut batch = permit_event("dysart", "s-1", "issued", "BP-2026-0401");
+    batch["data"]["items"] = serde_json::json!([good.clone(), bad]);
+    let mut fine = permit_event("dysart", "s-2", "issued", "BP-2026-0402");
+    fine["data"]["items"] = serde_json::json!([good]);
+    assert_eq!(bus.publish("dysart", &batch).await.expect("post").0, 202);
+    assert_eq!(bus.publish("dysart", &fine).await.expect("post").0, 202);
+
+    let store = bus.store();
+    let dead = eventually(WAIT, || {
+        let store = store.clone();
+        async move {
+            store
+                .list_dead_letters(&DeadLetterQuery::default())
+                .await
+                .is_ok_and(|d| d.len() == 1)
+        }
+    })
+    .await;
+    assert!(dead, "the input with a bad output is dead-lettered");
+    let d = &store
+        .list_dead_letters(&DeadLetterQuery::default())
+        .await
+        .expect("dead letters")[0];
+    assert_eq!(d.event.id, "s-1");
+    assert_eq!(d.reason, DeadLetterReason::TransformFailed);
+    assert!(
+        d.error.contains("(schema-violation)")
+            && d.error.contains("output [1]")
+            && d.error.contains("StatusDate"),
+        "{}",
+        d.error
+    );
+    // The other event's output is delivered; nothing of the refused one is.
+    assert!(
+        eventually(WAIT, || {
+            let n = sink.distinct_count();
+            async move { n == 1 }
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.distinct_count(), 1);
+    let got = sink
+        .received()
+        .into_iter()
+        .find_map(|r| r.event)
+        .expect("event");
+    assert_eq!(got.attribute("causationid").as_deref(), Some("s-2"));
+    bus.stop().await;
+}
