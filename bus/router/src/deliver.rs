@@ -420,20 +420,12 @@ impl DeliveryWorker {
                         if let Err(e) = self.lead(turn.as_ref(), &key).await {
                             return self.hand_back(&msg, &e).await;
                         }
-                        let next = self.republish(
-                            &msg,
-                            attempt.saturating_add(1),
-                            &Failure::of(&outcome),
-                            None,
-                        );
                         return self
-                            .forward(
+                            .retry_later(
                                 &msg,
-                                Destination::Retry {
-                                    key: self.key.clone(),
-                                    delay,
-                                },
-                                next,
+                                attempt.saturating_add(1),
+                                &Failure::of(&outcome),
+                                delay,
                             )
                             .await;
                     }
@@ -609,16 +601,8 @@ impl DeliveryWorker {
             match self.subscription.retry.decide(key, attempt, age, None) {
                 RetryDecision::RetryAfter(delay) => {
                     tracing::info!(webhook_id = %key, subscription = %self.key, attempt, retry_in = ?delay, error = %f, "transform failed; will retry");
-                    let next = self.republish(&msg, attempt.saturating_add(1), &failure, None);
                     return self
-                        .forward(
-                            &msg,
-                            Destination::Retry {
-                                key: self.key.clone(),
-                                delay,
-                            },
-                            next,
-                        )
+                        .retry_later(&msg, attempt.saturating_add(1), &failure, delay)
                         .await;
                 }
                 RetryDecision::GiveUp(why) => why,
@@ -637,6 +621,23 @@ impl DeliveryWorker {
             None,
         )
         .await;
+    }
+
+    /// Send `msg` back through the delay queues for `delay`, as attempt `next_attempt`
+    /// after `failure`; ack once the copy is confirmed.
+    async fn retry_later(
+        &self,
+        msg: &InboundMessage,
+        next_attempt: u32,
+        failure: &Failure,
+        delay: Duration,
+    ) {
+        let next = self.republish(msg, next_attempt, failure, None);
+        let to = Destination::Retry {
+            key: self.key.clone(),
+            delay,
+        };
+        self.forward(msg, to, next).await
     }
 
     /// Keep a delivery that failed for good: the store's record first (it is what
