@@ -319,3 +319,115 @@ subjectPointer = "/PermitNum""#,
     assert_eq!(got.attribute("causationid").as_deref(), Some("s-2"));
     bus.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_changed_plugin_file_is_reloaded_and_a_broken_one_keeps_the_old_version() {
+    let guests = guest_plugins().expect("guest plugins build");
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("plugin.wasm");
+    std::fs::copy(guests.join("echo.wasm"), &file).expect("copy");
+    let secret = generate_secret();
+    let sink = WebhookSimulator::start("sink", vec![secret.clone()])
+        .await
+        .expect("sim");
+    let mut h = Harness::new("reload", Backend::Sqlite)
+        .await
+        .expect("harness");
+    h.config.transforms.watch_interval = Duration::from_millis(200);
+    h.config.plugins.push(plugin("live", file.clone(), ""));
+    h.webhook(
+        "dysart",
+        "live",
+        vec![],
+        sink.url(),
+        vec![secret],
+        WebhookMode::Binary,
+    );
+    if let Some(s) = h.config.subscriptions.last_mut() {
+        s.transforms = vec!["live".into()];
+    }
+    let bus = h.start().await.expect("bus");
+    let store = bus.store();
+    let run_of = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .transform_runs("dysart", "/dysart/permitting", id)
+                .await
+                .ok()
+                .and_then(|r| r.into_iter().next())
+        }
+    };
+
+    // Version 1 (echo): the event comes out as `<id>-echo`.
+    let ev = permit_event("dysart", "r-1", "issued", "BP-2026-0501");
+    assert_eq!(bus.publish("dysart", &ev).await.expect("post").0, 202);
+    assert!(
+        eventually(WAIT, || {
+            let n = sink.distinct_count();
+            async move { n == 1 }
+        })
+        .await
+    );
+    let v1 = run_of("r-1").await.expect("run recorded").plugins[0].clone();
+
+    // Version 2 (a filter) replaces the file: later events are filtered out, by the new
+    // digest.
+    std::fs::copy(guests.join("filter.wasm"), &file).expect("copy");
+    let attempt = std::sync::atomic::AtomicU32::new(0);
+    let reloaded = eventually(WAIT, || {
+        let bus = &bus;
+        let store = store.clone();
+        let n = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            // A fresh id each time: a transform run is recorded once per event.
+            let id = format!("r-2-{n}");
+            let ev = permit_event("dysart", &id, "issued", "BP-2026-0502");
+            let _ = bus.publish("dysart", &ev).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            store
+                .transform_runs("dysart", "/dysart/permitting", &id)
+                .await
+                .ok()
+                .and_then(|r| r.into_iter().next())
+                .is_some_and(|r| r.outputs.is_empty())
+        }
+    })
+    .await;
+    assert!(reloaded, "the new version serves");
+    let last = format!(
+        "r-2-{}",
+        attempt.load(std::sync::atomic::Ordering::Relaxed) - 1
+    );
+    let v2 = store
+        .transform_runs("dysart", "/dysart/permitting", &last)
+        .await
+        .expect("runs")[0]
+        .plugins[0]
+        .clone();
+    assert_ne!(v1, v2, "the digest of the new file is recorded");
+    assert!(v2.starts_with("live@sha256:"));
+
+    // A broken file: the filter keeps serving.
+    let delivered_before = sink.distinct_count();
+    std::fs::write(&file, b"not a component").expect("write");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ev = permit_event("dysart", "r-3", "issued", "BP-2026-0503");
+    assert_eq!(bus.publish("dysart", &ev).await.expect("post").0, 202);
+    assert!(
+        eventually(WAIT, || {
+            let run_of = &run_of;
+            async move { run_of("r-3").await.is_some() }
+        })
+        .await
+    );
+    let v3 = run_of("r-3").await.expect("run");
+    assert_eq!(v3.plugins[0], v2, "the previous version still serves");
+    assert!(v3.outputs.is_empty());
+    assert_eq!(
+        sink.distinct_count(),
+        delivered_before,
+        "nothing more delivered"
+    );
+    bus.stop().await;
+}
