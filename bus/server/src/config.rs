@@ -545,7 +545,8 @@ pub struct SubscriptionConfig {
     #[serde(default)]
     pub ordering: OrderingConfig,
     /// Transform chain: names of `[[plugins]]` (`name`, or `name@sha256:<hex>` to pin
-    /// the digest), applied in order to each event before delivery.
+    /// the digest) or paths of `.wasm` components (no configuration), applied in order to
+    /// each event before delivery.
     #[serde(default)]
     pub transforms: Vec<String>,
 }
@@ -1200,6 +1201,16 @@ fn check_indexed(
             out.push(problem(format!("{p}.id"), m));
         }
         for (k, t) in s.transforms.iter().enumerate() {
+            if t.ends_with(".wasm") {
+                // A plugin by path, without configuration.
+                if !Path::new(t).is_file() {
+                    out.push(problem(
+                        format!("{p}.transforms[{k}]"),
+                        format!("{t} is not a file; give the .wasm `civicbus transform build` prints, or a [[plugins]] name"),
+                    ));
+                }
+                continue;
+            }
             let (name, pin) = match t.split_once('@') {
                 Some((n, d)) => (n, Some(d)),
                 None => (t.as_str(), None),

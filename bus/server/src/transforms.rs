@@ -60,7 +60,7 @@ pub fn load(config: &Config) -> anyhow::Result<Option<Arc<Plugins>>> {
         }
     }
     for s in &config.subscriptions {
-        for t in &s.transforms {
+        for t in s.transforms.iter().filter(|t| !t.ends_with(".wasm")) {
             if let Some((name, d)) = t.split_once('@') {
                 pins.insert(name, d);
             }
@@ -104,6 +104,17 @@ pub fn load(config: &Config) -> anyhow::Result<Option<Arc<Plugins>>> {
             }
         }
     }
+    // Plugins named by path: loaded under their path, without configuration.
+    let by_path: std::collections::BTreeSet<&String> = config
+        .subscriptions
+        .iter()
+        .flat_map(|s| s.transforms.iter().filter(|t| t.ends_with(".wasm")))
+        .collect();
+    for path in by_path {
+        if let Err(e) = live.add(path, std::path::Path::new(path), "{}") {
+            problems.push(format!("plugin {path}: {e}"));
+        }
+    }
     if !problems.is_empty() {
         anyhow::bail!(
             "transform plugins cannot be loaded:\n  {}",
@@ -136,7 +147,13 @@ impl HostChain {
             plugins,
             names: transforms
                 .iter()
-                .map(|t| t.split('@').next().unwrap_or(t).to_string())
+                .map(|t| {
+                    if t.ends_with(".wasm") {
+                        t.clone()
+                    } else {
+                        t.split('@').next().unwrap_or(t).to_string()
+                    }
+                })
                 .collect(),
         }
     }
