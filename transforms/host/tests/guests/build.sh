@@ -36,6 +36,9 @@ export CARGO_TARGET_DIR="$out/cargo-target"
 cargo build --release --target "$target" --manifest-path "$here/Cargo.toml" >&2
 
 for wasm in "$CARGO_TARGET_DIR/$target/release/"*.wasm; do
-    cp -p "$wasm" "$out/"
+    # Copy then rename: a test running this script at the same time never reads half a file.
+    name="$(basename "$wasm")"
+    cp -p "$wasm" "$out/.$name.$$"
+    mv -f "$out/.$name.$$" "$out/$name"
 done
 echo "guests built into $out" >&2
