@@ -9,6 +9,7 @@
 //! that is refused with a problem+json naming the field.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ fn attr(kind: fn(BTreeMap<String, String>) -> Filter, name: &str, v: &str) -> Fi
 }
 
 /// Run the demo. Fails (non-zero exit) if RabbitMQ is unreachable or a delivery is missing.
-pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
+pub async fn run(broker_url: String, keep: bool, plugins: PathBuf) -> anyhow::Result<()> {
     let prefix = format!("civicbus-demo-{}.", std::process::id());
     // Reachability first, with advice.
     let probe = tokio::time::timeout(
@@ -215,6 +216,26 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
             transforms: Vec::new(),
         },
     ];
+    // The county records system receives records declarations, mapped from the permits by
+    // the example WebAssembly plugin `permit-to-record`, when it is built.
+    let plugin = plugins.join("permit-to-record.wasm");
+    let transformed = plugin.is_file();
+    if transformed {
+        cfg.transforms.cache_dir = Some(dir.path().join("wasm-cache"));
+        cfg.plugins.push(crate::config::PluginConfig {
+            name: "permit-to-record".into(),
+            path: plugin.clone(),
+            digest: None,
+            config: Some(
+                r#"documentUrl = "https://permits.{municipality}.example.ca/permits/{PermitNum}/document""#
+                    .parse::<toml::Table>()
+                    .context("demo plugin configuration")?,
+            ),
+        });
+        if let Some(s) = cfg.subscriptions.first_mut() {
+            s.transforms = vec!["permit-to-record".into()];
+        }
+    }
     let env = BTreeMap::new();
     let problems = crate::config::check(&cfg, &env);
     if let Some(p) = problems.iter().find(|p| !p.warning) {
@@ -228,6 +249,17 @@ pub async fn run(broker_url: String, keep: bool) -> anyhow::Result<()> {
         "civicbus demo: bus at {base}, RabbitMQ prefix `{prefix}`, store {}",
         db_path.display()
     );
+    if transformed {
+        println!(
+            "transform: county records receives records declarations mapped from Dysart's permits by {} (WebAssembly, sandboxed)",
+            plugin.display()
+        );
+    } else {
+        println!(
+            "transform: skipped ({} not found; `bash transforms/examples/build.sh` builds it)",
+            plugin.display()
+        );
+    }
     println!();
 
     let client = reqwest::Client::new();

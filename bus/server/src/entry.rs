@@ -47,6 +47,10 @@ enum Command {
         /// Keep the SQLite store (its path is printed) instead of deleting it.
         #[arg(long)]
         keep: bool,
+        /// Where the example transform plugins are (`permit-to-record.wasm` maps the
+        /// county records system's permits; skipped if missing).
+        #[arg(long, default_value = "transforms/examples/target/plugins")]
+        plugins: PathBuf,
     },
     /// Publish an event to a running bus over HTTP.
     Publish(cli::PublishArgs),
@@ -165,9 +169,13 @@ pub fn main_entry() -> ExitCode {
             telemetry::init(json, "info");
             cli::block_on(cli::serve(config))
         }
-        Command::Demo { broker_url, keep } => {
+        Command::Demo {
+            broker_url,
+            keep,
+            plugins,
+        } => {
             telemetry::init(json, "warn");
-            cli::block_on(crate::demo::run(broker_url, keep))
+            cli::block_on(crate::demo::run(broker_url, keep, plugins))
         }
         Command::Schema { command } => match command {
             SchemaCommand::List(args) => cli::exit(cli::schema_list(&args)),
