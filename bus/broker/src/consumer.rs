@@ -273,28 +273,43 @@ impl BrokerAcker {
     }
 }
 
+/// How long an ack or nack may wait. On a connection whose recovery stalled, lapin can
+/// hold the frame for ever; a worker waiting on it would never take the next message, and
+/// so never notice that the watchdog replaced the connection. RabbitMQ redelivers what
+/// was not acknowledged once the old channel is gone.
+pub const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl BrokerAcker {
+    fn timed_out(&self, what: &str) -> PortError {
+        PortError::unavailable(format!(
+            "RabbitMQ did not take the {what} within {SETTLE_TIMEOUT:?} (connection lost or recovering); it will redeliver the message"
+        ))
+    }
+}
+
 #[async_trait]
 impl Acker for BrokerAcker {
     async fn ack(&self) -> Result<(), PortError> {
-        match self.acker.ack(BasicAckOptions::default()).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(self.unusable("acknowledge")),
-            Err(e) => Err(classify(&e, "acknowledging a message")),
+        match tokio::time::timeout(SETTLE_TIMEOUT, self.acker.ack(BasicAckOptions::default()))
+            .await
+        {
+            Err(_) => Err(self.timed_out("acknowledgement")),
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(self.unusable("acknowledge")),
+            Ok(Err(e)) => Err(classify(&e, "acknowledging a message")),
         }
     }
 
     async fn nack(&self, requeue: bool) -> Result<(), PortError> {
-        match self
-            .acker
-            .nack(BasicNackOptions {
-                multiple: false,
-                requeue,
-            })
-            .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(self.unusable("reject")),
-            Err(e) => Err(classify(&e, "rejecting a message")),
+        let nack = self.acker.nack(BasicNackOptions {
+            multiple: false,
+            requeue,
+        });
+        match tokio::time::timeout(SETTLE_TIMEOUT, nack).await {
+            Err(_) => Err(self.timed_out("rejection")),
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(self.unusable("reject")),
+            Ok(Err(e)) => Err(classify(&e, "rejecting a message")),
         }
     }
 }
