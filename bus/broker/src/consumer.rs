@@ -290,8 +290,7 @@ impl BrokerAcker {
 #[async_trait]
 impl Acker for BrokerAcker {
     async fn ack(&self) -> Result<(), PortError> {
-        match tokio::time::timeout(SETTLE_TIMEOUT, self.acker.ack(BasicAckOptions::default()))
-            .await
+        match tokio::time::timeout(SETTLE_TIMEOUT, self.acker.ack(BasicAckOptions::default())).await
         {
             Err(_) => Err(self.timed_out("acknowledgement")),
             Ok(Ok(true)) => Ok(()),
