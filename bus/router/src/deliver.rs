@@ -462,9 +462,9 @@ impl DeliveryWorker {
     }
 
     /// The transform stage: run the chain on a blocking thread; validate every output
-    /// against its schema; publish the outputs (confirmed) to the subscription's queue
-    /// with their index and the plugins that made them; record the lineage (audited);
-    /// then ack. A retryable failure waits per the retry policy; any other failure, or an
+    /// against its schema; record the lineage (audited); publish the outputs (confirmed)
+    /// to the subscription's queue with their index and the plugins that made them; then
+    /// ack. A retryable failure waits per the retry policy; any other failure, or an
     /// output that breaks its schema, dead-letters the input with the cause.
     async fn transform(
         &self,
@@ -540,16 +540,8 @@ impl DeliveryWorker {
                 )
             })
             .collect();
-        if !messages.is_empty()
-            && let Err(e) = self.publisher.publish_confirmed(messages).await
-        {
-            return self
-                .hand_back(
-                    &msg,
-                    &format!("cannot enqueue the transform's outputs: {e}"),
-                )
-                .await;
-        }
+        // The lineage first, so that no output is delivered before it is on record; a
+        // re-run after a failure below records nothing new (idempotent on the input).
         let record = TransformRecord {
             subscription: self.key.clone(),
             tenant: self.subscription.tenant.clone(),
@@ -564,10 +556,20 @@ impl DeliveryWorker {
             at: Utc::now(),
         };
         if let Err(e) = self.store.record_transform(&record).await {
+            return self
+                .hand_back(&msg, &format!("store cannot record the transform: {e}"))
+                .await;
+        }
+        if !messages.is_empty()
+            && let Err(e) = self.publisher.publish_confirmed(messages).await
+        {
             // Redelivered, the event is transformed again: the same outputs (same ids),
             // which the delivery stage will not send twice.
             return self
-                .hand_back(&msg, &format!("store cannot record the transform: {e}"))
+                .hand_back(
+                    &msg,
+                    &format!("cannot enqueue the transform's outputs: {e}"),
+                )
                 .await;
         }
         tracing::debug!(webhook_id = %key, subscription = %self.key, outputs = outputs.len(), "transformed");

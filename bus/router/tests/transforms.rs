@@ -276,11 +276,23 @@ async fn an_output_that_breaks_its_schema_is_never_delivered() {
 }
 
 #[tokio::test]
-async fn outputs_not_confirmed_hand_the_input_back_and_record_nothing() {
-    let f = fixture(vec![Ok(vec![record("dys-9003:0")])]);
+async fn outputs_not_confirmed_hand_the_input_back_and_a_rerun_records_nothing_new() {
+    let f = fixture(vec![
+        Ok(vec![record("dys-9003:0")]),
+        Ok(vec![record("dys-9003:0")]),
+    ]);
     f.publisher
         .fail_next(1, PortError::unavailable("RabbitMQ is down"));
     f.worker.handle(input(&f.log)).await;
     assert_eq!(f.log.settled(), [REQUEUED]);
-    assert!(f.store.transform_runs().is_empty());
+    assert_eq!(
+        f.store.transform_runs().len(),
+        1,
+        "on record before any output goes out"
+    );
+    // Redelivered: transformed again, the outputs go out, the record stays one.
+    f.worker.handle(input(&f.log)).await;
+    assert_eq!(f.log.settled(), [REQUEUED, Settled::Ack]);
+    assert_eq!(f.store.transform_runs().len(), 1);
+    assert_eq!(f.publisher.published().len(), 1);
 }
