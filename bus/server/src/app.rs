@@ -86,6 +86,9 @@ impl Readiness for Probe {
 
 /// Start the bus described by `config` (already checked) and `resolved`.
 pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<RunningBus> {
+    // Plugins first: one that cannot load stops the start before anything is connected
+    // or declared.
+    let plugins = crate::transforms::load(config)?;
     let store = Arc::new(
         SqlStore::connect(&config.store.url)
             .await
@@ -145,7 +148,6 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
         resolved.subscriptions.clone(),
         resolved.shares.clone(),
     ));
-    let plugins = crate::transforms::load(config)?;
     let shutdown = CancellationToken::new();
     let mut workers = Vec::new();
     if let Some(plugins) = &plugins {
