@@ -242,16 +242,11 @@ pub async fn start(config: &Config, resolved: Resolved) -> anyhow::Result<Runnin
             parse,
         )
         .with_health(resolved.health_of(&key));
-        let transforms = config
-            .subscriptions
-            .iter()
-            .find(|s| format!("{}.{}", s.tenant, s.id) == key)
-            .map(|s| s.transforms.clone())
-            .unwrap_or_default();
+        let transforms = resolved.transforms_of(&key);
         if let (Some(plugins), false) = (&plugins, transforms.is_empty()) {
             worker = worker.with_transforms(Arc::new(crate::transforms::HostChain::new(
                 plugins.clone(),
-                &transforms,
+                transforms,
             )));
             if let Some(enforcer) = &enforcer {
                 worker = worker.with_validator(enforcer.clone());

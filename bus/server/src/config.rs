@@ -1201,19 +1201,17 @@ fn check_indexed(
             out.push(problem(format!("{p}.id"), m));
         }
         for (k, t) in s.transforms.iter().enumerate() {
-            if t.ends_with(".wasm") {
-                // A plugin by path, without configuration.
-                if !Path::new(t).is_file() {
-                    out.push(problem(
-                        format!("{p}.transforms[{k}]"),
-                        format!("{t} is not a file; give the .wasm `civicbus transform build` prints, or a [[plugins]] name"),
-                    ));
+            let (name, pin) = match TransformRef::parse(t) {
+                TransformRef::Path(path) => {
+                    if !Path::new(path).is_file() {
+                        out.push(problem(
+                            format!("{p}.transforms[{k}]"),
+                            format!("{t} is not a file; give the .wasm `civicbus transform build` prints, or a [[plugins]] name"),
+                        ));
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let (name, pin) = match t.split_once('@') {
-                Some((n, d)) => (n, Some(d)),
-                None => (t.as_str(), None),
+                TransformRef::Named { name, pin } => (name, pin),
             };
             let Some(plugin) = config.plugins.iter().find(|pl| pl.name == name) else {
                 out.push(problem(
@@ -1370,12 +1368,60 @@ pub struct Resolved {
     pub amqp_users: BTreeMap<String, String>,
     /// Endpoint health policy by subscription key (`<tenant>.<id>`).
     pub health: BTreeMap<String, HealthPolicy>,
+    /// Transform chain by subscription key (only subscriptions that have one).
+    pub transforms: BTreeMap<String, Vec<String>>,
 }
 
 impl Resolved {
     /// The endpoint health policy of the subscription `key` (the default if unknown).
     pub fn health_of(&self, key: &str) -> HealthPolicy {
         self.health.get(key).copied().unwrap_or_default()
+    }
+
+    /// The transform chain of the subscription `key` (empty: none).
+    pub fn transforms_of(&self, key: &str) -> &[String] {
+        self.transforms.get(key).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// One entry of `subscriptions[].transforms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransformRef<'a> {
+    /// A `[[plugins]]` name, with an optional `sha256:` digest pin (`name@sha256:…`).
+    Named {
+        /// The plugin's name.
+        name: &'a str,
+        /// The pinned digest, if any.
+        pin: Option<&'a str>,
+    },
+    /// A `.wasm` component by path (no configuration).
+    Path(&'a str),
+}
+
+impl<'a> TransformRef<'a> {
+    /// Read an entry: a path if it ends in `.wasm`, else `name` or `name@pin`.
+    pub fn parse(entry: &'a str) -> Self {
+        if entry.ends_with(".wasm") {
+            return TransformRef::Path(entry);
+        }
+        match entry.split_once('@') {
+            Some((name, pin)) => TransformRef::Named {
+                name,
+                pin: Some(pin),
+            },
+            None => TransformRef::Named {
+                name: entry,
+                pin: None,
+            },
+        }
+    }
+
+    /// The name the plugin is loaded under: its `[[plugins]]` name, or its path.
+    pub fn plugin(&self) -> &'a str {
+        match self {
+            TransformRef::Named { name, .. } => name,
+            TransformRef::Path(path) => path,
+        }
     }
 }
 
@@ -1475,12 +1521,19 @@ pub fn resolve(config: &Config, env: &BTreeMap<String, String>) -> Resolved {
             )
         })
         .collect();
+    let transforms = config
+        .subscriptions
+        .iter()
+        .filter(|s| !s.transforms.is_empty())
+        .map(|s| (format!("{}.{}", s.tenant, s.id), s.transforms.clone()))
+        .collect();
     Resolved {
         subscriptions,
         shares,
         tokens,
         amqp_users,
         health,
+        transforms,
     }
 }
 
@@ -1521,4 +1574,32 @@ pub fn is_digest(d: &str) -> bool {
             && h.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TransformRef;
+
+    #[test]
+    fn transform_entries_are_names_pins_or_paths() {
+        assert_eq!(
+            TransformRef::parse("permit-to-record"),
+            TransformRef::Named {
+                name: "permit-to-record",
+                pin: None
+            }
+        );
+        let pinned = TransformRef::parse("permit-to-record@sha256:ab");
+        assert_eq!(
+            pinned,
+            TransformRef::Named {
+                name: "permit-to-record",
+                pin: Some("sha256:ab")
+            }
+        );
+        assert_eq!(pinned.plugin(), "permit-to-record");
+        let path = TransformRef::parse("/opt/plugins/a@b.wasm");
+        assert_eq!(path, TransformRef::Path("/opt/plugins/a@b.wasm"));
+        assert_eq!(path.plugin(), "/opt/plugins/a@b.wasm");
+    }
 }

@@ -12,7 +12,7 @@ use civicbus_transform_host::{Plugin, PluginSet, TransformError, TransformHost};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, TransformRef};
 
 /// The loaded plugins.
 pub struct Plugins {
@@ -59,25 +59,24 @@ pub fn load(config: &Config) -> anyhow::Result<Option<Arc<Plugins>>> {
             pins.insert(p.name.as_str(), d.as_str());
         }
     }
-    for s in &config.subscriptions {
-        for t in s.transforms.iter().filter(|t| !t.ends_with(".wasm")) {
-            if let Some((name, d)) = t.split_once('@') {
-                pins.insert(name, d);
-            }
+    let refs: Vec<TransformRef<'_>> = config
+        .subscriptions
+        .iter()
+        .flat_map(|s| s.transforms.iter().map(|t| TransformRef::parse(t)))
+        .collect();
+    for r in &refs {
+        if let TransformRef::Named {
+            name,
+            pin: Some(pin),
+        } = r
+        {
+            pins.insert(name, pin);
         }
     }
     let live = Arc::new(PluginSet::new(host.clone()));
     let mut pinned = BTreeMap::new();
     let mut problems = Vec::new();
-    let used: std::collections::BTreeSet<&str> = config
-        .subscriptions
-        .iter()
-        .flat_map(|s| {
-            s.transforms
-                .iter()
-                .map(|t| t.split('@').next().unwrap_or(t))
-        })
-        .collect();
+    let used: std::collections::BTreeSet<&str> = refs.iter().map(TransformRef::plugin).collect();
     for p in config
         .plugins
         .iter()
@@ -105,10 +104,12 @@ pub fn load(config: &Config) -> anyhow::Result<Option<Arc<Plugins>>> {
         }
     }
     // Plugins named by path: loaded under their path, without configuration.
-    let by_path: std::collections::BTreeSet<&String> = config
-        .subscriptions
+    let by_path: std::collections::BTreeSet<&str> = refs
         .iter()
-        .flat_map(|s| s.transforms.iter().filter(|t| t.ends_with(".wasm")))
+        .filter_map(|r| match r {
+            TransformRef::Path(path) => Some(*path),
+            TransformRef::Named { .. } => None,
+        })
         .collect();
     for path in by_path {
         if let Err(e) = live.add(path, std::path::Path::new(path), "{}") {
@@ -147,13 +148,7 @@ impl HostChain {
             plugins,
             names: transforms
                 .iter()
-                .map(|t| {
-                    if t.ends_with(".wasm") {
-                        t.clone()
-                    } else {
-                        t.split('@').next().unwrap_or(t).to_string()
-                    }
-                })
+                .map(|t| TransformRef::parse(t).plugin().to_string())
                 .collect(),
         }
     }
